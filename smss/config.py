@@ -1,0 +1,198 @@
+"""Configuration: one INI file, its known keys, their types and defaults.
+
+The file is ``-c FILE``, else ``$SMSS_CONFIG``, else ``/etc/smss/smss.conf``; a
+missing default file means "all defaults".  Every key is declared in ``KEYS``
+with a parser and a default, so a typo is an error at start, not a silent
+default.  ``Config.get(section, key)`` returns the parsed value.
+"""
+
+from __future__ import annotations
+
+import configparser
+import ipaddress
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple
+
+DEFAULT_PATH = "/etc/smss/smss.conf"
+
+
+class ConfigError(Exception):
+    """The configuration file cannot be used; the message says where and why."""
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "yes", "true", "on"):
+        return True
+    if lowered in ("0", "no", "false", "off", ""):
+        return False
+    raise ValueError(f"expected yes or no, got {text!r}")
+
+
+def _int(text: str) -> int:
+    return int(text.strip())
+
+
+def _positive_int(text: str) -> int:
+    value = int(text.strip())
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {value}")
+    return value
+
+
+def _float(text: str) -> float:
+    value = float(text.strip())
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value}")
+    return value
+
+
+def _str(text: str) -> str:
+    return text.strip()
+
+
+def _list(text: str) -> Tuple[str, ...]:
+    return tuple(item.strip() for item in text.replace("\n", ",").split(",") if item.strip())
+
+
+def _networks(text: str) -> Tuple[Any, ...]:
+    return tuple(ipaddress.ip_network(item, strict=False) for item in _list(text))
+
+
+def _encoding(text: str) -> str:
+    import codecs
+
+    name = text.strip()
+    codecs.lookup(name)  # raises LookupError for an unknown code page
+    return name
+
+
+@dataclass(frozen=True)
+class Key:
+    parse: Callable[[str], Any]
+    default: str
+    doc: str
+
+
+# (section, key) -> Key.  The README's configuration reference is this table.
+KEYS: Dict[Tuple[str, str], Key] = {
+    # --- the TCP front door
+    ("server", "listen"): Key(_str, "0.0.0.0", "address to listen on"),
+    ("server", "port"): Key(_int, "2021", "TCP port"),
+    ("server", "allow"): Key(
+        _networks, "127.0.0.0/8, ::1", "clients allowed to connect (CIDR list)"
+    ),
+    ("server", "pidfile"): Key(_str, "/run/smss/smss.pid", "PID file of `smss start`"),
+    ("server", "logfile"): Key(
+        _str, "", "log file; empty: stderr for `run`, /var/log/smss/smss.log for `start`"
+    ),
+    ("server", "loglevel"): Key(_str, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    ("server", "idle_timeout"): Key(_float, "60", "seconds without a byte before a client is closed"),
+    ("server", "session_timeout"): Key(
+        _float, "600", "seconds a connection may last in all (stops trickling clients)"
+    ),
+    ("server", "max_connections"): Key(_positive_int, "1024", "concurrent connections"),
+    ("server", "max_record_bytes"): Key(_positive_int, "8192", "bytes in one record"),
+    ("server", "max_records_per_connection"): Key(_positive_int, "1000", "records on one connection"),
+    ("server", "max_errors_per_connection"): Key(
+        _positive_int, "10", "ERR replies before the connection is closed"
+    ),
+    ("server", "kick_command"): Key(
+        _str, "check_and_send", "dispatcher started after records are committed; empty: none"
+    ),
+    # --- where the queue lives
+    ("database", "url"): Key(
+        _str, "sqlite:///var/lib/smss/smss.db", "sqlite:///PATH or mysql://user:pass@host/db"
+    ),
+    ("database", "connect_timeout"): Key(_float, "10", "seconds to wait for the database"),
+    # --- what a valid message is
+    ("messages", "default_country_code"): Key(_positive_int, "420", "country code of national numbers"),
+    ("messages", "short_numbers"): Key(
+        _list, "", "short service numbers allowed, as patterns (`4603, 9*`); empty: none"
+    ),
+    ("messages", "max_parts"): Key(_positive_int, "10", "most SMS parts one message may take"),
+    ("messages", "legacy_encoding"): Key(
+        _encoding, "cp1250", "code page for bytes that are not UTF-8"
+    ),
+    ("messages", "transliterate"): Key(
+        _bool, "no", "turn Czech and Slovak diacritics into plain letters so text stays GSM-7"
+    ),
+    # --- the GSM modem
+    ("modem", "device"): Key(
+        _str, "", "pyserial URL: /dev/ttyS0, /dev/ttyUSB0, socket://host:port, rfc2217://host:port"
+    ),
+    ("modem", "baudrate"): Key(_positive_int, "115200", "serial speed"),
+    ("modem", "pin"): Key(_str, "", "SIM PIN, used only when the SIM asks for it"),
+    ("modem", "smsc"): Key(_str, "", "SMS centre number; empty: the one stored on the SIM"),
+    ("modem", "command_timeout"): Key(_float, "10", "seconds to wait for an AT command's answer"),
+    ("modem", "send_timeout"): Key(_float, "60", "seconds to wait for AT+CMGS to finish"),
+    ("modem", "init_commands"): Key(_list, "", "extra AT commands after initialisation"),
+    ("modem", "status_reports"): Key(_bool, "yes", "ask the network for delivery reports"),
+    ("modem", "validity_minutes"): Key(_int, "1440", "how long the SMSC keeps trying; 0: network default"),
+    ("modem", "storage"): Key(_str, "", "message storage for AT+CPMS (SM, ME, MT); empty: leave as is"),
+    ("modem", "register_timeout"): Key(_float, "60", "seconds to wait for network registration"),
+    # --- check_and_send
+    ("dispatcher", "lockfile"): Key(_str, "/run/smss/check_and_send", "PID lock of the dispatcher"),
+    ("dispatcher", "on_receive"): Key(_str, "", "program run for each received SMS"),
+    ("dispatcher", "max_attempts"): Key(_positive_int, "5", "send attempts before a message fails"),
+}
+
+
+class Config:
+    """Parsed configuration; ``get`` returns typed values with defaults applied."""
+
+    def __init__(self, raw: Optional[Dict[str, Dict[str, str]]] = None, path: str = "") -> None:
+        self.path = path
+        self._values: Dict[Tuple[str, str], Any] = {}
+        raw = raw or {}
+        for (section, key), spec in KEYS.items():
+            text = raw.get(section, {}).get(key, spec.default)
+            try:
+                self._values[(section, key)] = spec.parse(text)
+            except (ValueError, LookupError) as exc:
+                raise ConfigError(f"{path or 'configuration'}: [{section}] {key}: {exc}") from None
+        self.raw = raw
+
+    def get(self, section: str, key: str) -> Any:
+        return self._values[(section, key)]
+
+    def with_overrides(self, **sections: Dict[str, str]) -> "Config":
+        """A copy with some raw values replaced (used by tests and by command-line flags)."""
+        raw = {name: dict(values) for name, values in self.raw.items()}
+        for name, values in sections.items():
+            raw.setdefault(name, {}).update({k: str(v) for k, v in values.items()})
+        return Config(raw, self.path)
+
+
+def parse_text(text: str, path: str = "<string>") -> Config:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text, source=path)
+    except configparser.Error as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    known_sections = {section for section, _ in KEYS}
+    raw: Dict[str, Dict[str, str]] = {}
+    for section in parser.sections():
+        if section not in known_sections:
+            raise ConfigError(f"{path}: unknown section [{section}]")
+        for key, value in parser.items(section):
+            if (section, key) not in KEYS:
+                raise ConfigError(f"{path}: [{section}] unknown key {key!r}")
+            raw.setdefault(section, {})[key] = value
+    return Config(raw, path)
+
+
+def load(path: Optional[str] = None) -> Config:
+    """Load ``path``, else ``$SMSS_CONFIG``, else the default file (absent: defaults)."""
+    explicit = path or os.environ.get("SMSS_CONFIG")
+    chosen = explicit or DEFAULT_PATH
+    try:
+        with open(chosen, encoding="utf-8") as handle:
+            return parse_text(handle.read(), chosen)
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"{chosen}: no such file") from None
+        return Config({}, "")
+    except OSError as exc:
+        raise ConfigError(f"{chosen}: {exc.strerror}") from None
