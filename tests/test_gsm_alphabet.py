@@ -179,3 +179,11 @@ def test_plan_parts_gsm7_extension_heavy(text):
     for part in plan.parts:
         assert from_septets(to_septets(part)) == part
     assert "".join(plan.parts) == text
+
+
+def test_plan_with_16_bit_reference_has_one_less_per_part():
+    assert plan_parts("a" * 160, ref_bits=16).count == 1
+    assert plan_parts("a" * 161, ref_bits=16).parts == ("a" * 152, "a" * 9)
+    assert plan_parts("č" * 71, ref_bits=16).parts == ("č" * 66, "č" * 5)
+    with pytest.raises(ValueError):
+        plan_parts("a", ref_bits=12)

@@ -242,17 +242,21 @@ def _split(text: str, cost, single: int, per_part: int) -> list[str]:
     return parts
 
 
-def plan_parts(text: str) -> PartPlan:
+def plan_parts(text: str, *, ref_bits: int = 8) -> PartPlan:
     """GSM-7 when every character is in the alphabet, else UCS2. A single SMS holds 160
-    septets / 70 UTF-16 units; each part of a multipart SMS 153 septets / 67 units. An escape
+    septets / 70 UTF-16 units; each part of a multipart SMS 153 septets / 67 units (152 / 66
+    with the 7-octet header of a 16-bit concatenation reference, ``ref_bits=16``). An escape
     pair (2 septets) or a surrogate pair (2 units) is never split. Empty text gives one empty
     part. ValueError if the text needs more than 255 parts."""
+    if ref_bits not in (8, 16):
+        raise ValueError(f"ref_bits must be 8 or 16, not {ref_bits}")
+    shrink = 1 if ref_bits == 16 else 0
     if is_gsm7(text):
         encoding = "gsm7"
-        parts = _split(text, lambda ch: len(_ENCODE[ch]), SINGLE_SEPTETS, PART_SEPTETS)
+        parts = _split(text, lambda ch: len(_ENCODE[ch]), SINGLE_SEPTETS, PART_SEPTETS - shrink)
     else:
         encoding = "ucs2"
-        parts = _split(text, _utf16_units, SINGLE_UNITS, PART_UNITS)
+        parts = _split(text, _utf16_units, SINGLE_UNITS, PART_UNITS - shrink)
     if len(parts) > MAX_PARTS:
         raise ValueError(f"text needs {len(parts)} SMS parts, at most {MAX_PARTS} are possible")
     return PartPlan(encoding, tuple(parts))
