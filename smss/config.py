@@ -88,13 +88,17 @@ KEYS: Dict[Tuple[str, str], Key] = {
         _str, "", "log file; empty: stderr for `run`, /var/log/smss/smss.log for `start`"
     ),
     ("server", "loglevel"): Key(_str, "INFO", "DEBUG, INFO, WARNING or ERROR"),
-    ("server", "idle_timeout"): Key(_float, "60", "seconds without a byte before a client is closed"),
+    ("server", "idle_timeout"): Key(
+        _float, "60", "seconds without a byte before a client is closed"
+    ),
     ("server", "session_timeout"): Key(
         _float, "600", "seconds a connection may last in all (stops trickling clients)"
     ),
     ("server", "max_connections"): Key(_positive_int, "1024", "concurrent connections"),
     ("server", "max_record_bytes"): Key(_positive_int, "8192", "bytes in one record"),
-    ("server", "max_records_per_connection"): Key(_positive_int, "1000", "records on one connection"),
+    ("server", "max_records_per_connection"): Key(
+        _positive_int, "1000", "records on one connection"
+    ),
     ("server", "max_errors_per_connection"): Key(
         _positive_int, "10", "ERR replies before the connection is closed"
     ),
@@ -107,7 +111,9 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ),
     ("database", "connect_timeout"): Key(_float, "10", "seconds to wait for the database"),
     # --- what a valid message is
-    ("messages", "default_country_code"): Key(_positive_int, "420", "country code of national numbers"),
+    ("messages", "default_country_code"): Key(
+        _positive_int, "420", "country code of national numbers"
+    ),
     ("messages", "short_numbers"): Key(
         _list, "", "short service numbers allowed, as patterns (`4603, 9*`); empty: none"
     ),
@@ -129,8 +135,12 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ("modem", "send_timeout"): Key(_float, "60", "seconds to wait for AT+CMGS to finish"),
     ("modem", "init_commands"): Key(_list, "", "extra AT commands after initialisation"),
     ("modem", "status_reports"): Key(_bool, "yes", "ask the network for delivery reports"),
-    ("modem", "validity_minutes"): Key(_int, "1440", "how long the SMSC keeps trying; 0: network default"),
-    ("modem", "storage"): Key(_str, "", "message storage for AT+CPMS (SM, ME, MT); empty: leave as is"),
+    ("modem", "validity_minutes"): Key(
+        _int, "1440", "how long the SMSC keeps trying; 0: network default"
+    ),
+    ("modem", "storage"): Key(
+        _str, "", "message storage for AT+CPMS (SM, ME, MT); empty: leave as is"
+    ),
     ("modem", "register_timeout"): Key(_float, "60", "seconds to wait for network registration"),
     # --- check_and_send
     ("dispatcher", "lockfile"): Key(_str, "/run/smss/check_and_send", "PID lock of the dispatcher"),

@@ -1,0 +1,199 @@
+"""The ``smss`` command: run, start, stop, restart, status, migrate.
+
+``run`` stays in the foreground and logs to stderr (for systemd); ``start``
+checks the configuration, the database and the port on the terminal, then
+daemonises with python-daemon, keeping the listening socket and the log file
+open across the fork.  Exit codes: 0 success, 1 failure, 2 bad usage;
+``status`` answers 0 when the server runs and 3 when it does not (LSB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from typing import List, Optional
+
+from smss import __version__, logs
+from smss.config import Config, ConfigError, load
+from smss.pidlock import LockHeld, PidLock, pid_alive
+
+log = logging.getLogger("smss")
+
+DEFAULT_DAEMON_LOG = "/var/log/smss/smss.log"
+STOP_WAIT = 30.0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="smss", description="SMS gateway spooler")
+    parser.add_argument("-c", "--config", help="configuration file (default: $SMSS_CONFIG "
+                        "or /etc/smss/smss.conf)")
+    parser.add_argument("--version", action="version", version=f"smss {__version__}")
+    parser.add_argument("command", choices=["run", "start", "stop", "restart", "status",
+                                            "migrate"])
+    args = parser.parse_args(argv)
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print(f"smss: {exc}", file=sys.stderr)
+        return 1
+    if config.path:
+        os.environ["SMSS_CONFIG"] = os.path.abspath(config.path)
+        config.path = os.environ["SMSS_CONFIG"]
+    command = {
+        "run": cmd_run,
+        "start": cmd_start,
+        "stop": cmd_stop,
+        "restart": cmd_restart,
+        "status": cmd_status,
+        "migrate": cmd_migrate,
+    }[args.command]
+    return command(config)
+
+
+def _pidlock(config: Config) -> PidLock:
+    return PidLock(config.get("server", "pidfile"), marker="smss")
+
+
+def _prepare(config: Config) -> list:
+    """Everything that can fail before serving: database and port (raises)."""
+    from smss import service
+
+    service.check_database(config)
+    return service.bind(config)
+
+
+def cmd_run(config: Config) -> int:
+    from smss import service
+
+    handler = logs.setup(config.get("server", "logfile"), config.get("server", "loglevel"))
+    lock = _pidlock(config)
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        log.error("another smss is running (pid %s)", exc.pid)
+        return 1
+    except OSError as exc:
+        log.warning("no PID file (%s); `smss status` and `smss stop` will not find this server",
+                    exc)
+        lock = None
+    try:
+        sockets = _prepare(config)
+    except Exception as exc:  # noqa: BLE001 - any start-up failure ends here with its reason
+        log.error("cannot start: %s", exc)
+        if lock is not None:
+            lock.release()
+        return 1
+    try:
+        service.run(config, sockets, handler)
+    finally:
+        if lock is not None:
+            lock.release()
+    return 0
+
+
+def cmd_start(config: Config) -> int:
+    import daemon
+
+    from smss import service
+
+    lock = _pidlock(config)
+    pid = lock.holder()
+    if pid is not None:
+        print(f"smss is already running (pid {pid})")
+        return 0
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(lock.path)), exist_ok=True)
+        sockets = _prepare(config)
+    except Exception as exc:  # noqa: BLE001 - reported on the terminal before the fork
+        print(f"smss: cannot start: {exc}", file=sys.stderr)
+        return 1
+    logfile = config.get("server", "logfile") or DEFAULT_DAEMON_LOG
+    try:
+        handler = logs.setup(logfile, config.get("server", "loglevel"))
+    except OSError as exc:
+        print(f"smss: cannot open log file {logfile}: {exc}", file=sys.stderr)
+        return 1
+    keep = [sock.fileno() for sock in sockets]
+    stream = getattr(handler, "stream", None)
+    if stream is not None:
+        keep.append(stream.fileno())  # python-daemon closes every other descriptor
+    context = daemon.DaemonContext(
+        pidfile=lock,
+        files_preserve=keep,
+        working_directory="/",
+        umask=0o022,
+        signal_map={},  # asyncio installs the handlers it needs
+    )
+    print(f"smss starting, logging to {logfile}")
+    sys.stdout.flush()
+    try:
+        with context:
+            log.info("smss %s daemon started (pid %d)", __version__, os.getpid())
+            service.run(config, sockets, handler)
+    except LockHeld as exc:
+        log.error("another smss is running (pid %s)", exc.pid)
+        return 1
+    return 0
+
+
+def cmd_stop(config: Config) -> int:
+    lock = _pidlock(config)
+    pid = lock.holder()
+    if pid is None:
+        print("smss is not running")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_WAIT
+    while time.monotonic() < deadline:
+        if not pid_alive(pid, lock.marker):
+            print(f"smss stopped (pid {pid})")
+            return 0
+        time.sleep(0.1)
+    print(f"smss: pid {pid} did not stop within {STOP_WAIT:.0f}s", file=sys.stderr)
+    return 1
+
+
+def cmd_restart(config: Config) -> int:
+    status = cmd_stop(config)
+    return status if status else cmd_start(config)
+
+
+def cmd_status(config: Config) -> int:
+    from smss import status
+
+    pid = _pidlock(config).holder()
+    print(f"smss: running (pid {pid})" if pid else "smss: not running")
+    try:
+        for line in status.report(config):
+            print(line)
+    except Exception as exc:  # noqa: BLE001 - status reports what it cannot reach
+        print(f"database: unavailable ({exc})")
+    return 0 if pid else 3
+
+
+def cmd_migrate(config: Config) -> int:
+    from smss.store import migrations
+    from smss.store.database import DatabaseError, connect
+
+    try:
+        conn = connect(config.get("database", "url"), config.get("database", "connect_timeout"))
+    except DatabaseError as exc:
+        print(f"smss: {exc}", file=sys.stderr)
+        return 1
+    try:
+        applied = migrations.migrate(conn)
+        version = migrations.current_version(conn)
+    finally:
+        conn.close()
+    for name in applied:
+        print(f"applied {name}")
+    print(f"schema is at version {version}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Phone numbers: what a client typed -> E.164 (``+420608337726``) or a short number.
+
+Spaces, dots, dashes, slashes and brackets are ignored; ``00`` and ``+`` mean
+international.  Digits without a prefix are read as a national number of the
+default country first and as an international number without ``+`` second;
+an interpretation that is a valid number wins over one that is only of a
+possible length.  Short service numbers (``4603``) are allowed only when they
+match one of the configured patterns, because they can cost money.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Iterable
+
+import phonenumbers
+
+_IGNORED = re.compile(r"[\s.\-/()\[\]]")
+
+
+class PhoneError(ValueError):
+    """The number cannot be used; the message says why."""
+
+
+def normalise(raw: str, default_country_code: int, short_numbers: Iterable[str] = ()) -> str:
+    cleaned = _IGNORED.sub("", raw)
+    if not cleaned:
+        raise PhoneError("missing phone number")
+    international = False
+    if cleaned.startswith("+"):
+        international, digits = True, cleaned[1:]
+    elif cleaned.startswith("00"):
+        international, digits = True, cleaned[2:]
+    else:
+        digits = cleaned
+    if not digits.isdigit() or not digits.isascii():
+        raise PhoneError(f"invalid phone number {raw.strip()!r}: only digits, + and 00 allowed")
+    if not international and any(fnmatch.fnmatchcase(digits, p) for p in short_numbers):
+        return digits
+    candidates = ["+" + digits] if international else [digits, "+" + digits]
+    region = phonenumbers.region_code_for_country_code(default_country_code)
+    possible = []
+    for candidate in candidates:
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return _e164(number)
+        if phonenumbers.is_possible_number(number):
+            possible.append(number)
+    if possible:
+        return _e164(possible[0])
+    raise PhoneError(f"invalid phone number {raw.strip()!r}")
+
+
+def _e164(number: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

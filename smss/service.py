@@ -1,0 +1,101 @@
+"""Assembling and running the spooler: sockets, database check, committer, server, kicker.
+
+``bind`` opens the listening sockets (done before daemonising, so "address
+already in use" reaches the terminal); ``run`` serves until SIGTERM or SIGINT,
+then stops accepting, finishes the records already received, and returns.
+SIGHUP reopens the log file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import signal
+import socket
+from typing import List, Optional
+
+from smss import logs, validate
+from smss.committer import Committer
+from smss.config import Config
+from smss.kick import Kicker
+from smss.server import Limits, SpoolServer
+from smss.store import migrations
+from smss.store.database import DatabaseUrl, connect
+
+log = logging.getLogger(__name__)
+
+
+def bind(config: Config) -> List[socket.socket]:
+    host, port = config.get("server", "listen"), config.get("server", "port")
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE)
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # "::" takes IPv4 too
+    sock.bind(address)
+    sock.listen(1024)
+    sock.setblocking(False)
+    return [sock]
+
+
+def check_database(config: Config) -> None:
+    """Create an empty database's schema, refuse an outdated one (raises)."""
+    conn = connect(config.get("database", "url"), config.get("database", "connect_timeout"))
+    try:
+        migrations.prepare(conn)
+    finally:
+        conn.close()
+
+
+def raise_file_limit() -> None:
+    """Many idle clients need many descriptors: lift the soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else 65536
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def run(config: Config, sockets: List[socket.socket],
+        log_handler: Optional[logging.Handler] = None) -> None:
+    raise_file_limit()
+    asyncio.run(_serve(config, sockets, log_handler))
+
+
+async def _serve(config: Config, sockets: List[socket.socket],
+                 log_handler: Optional[logging.Handler]) -> None:
+    loop = asyncio.get_running_loop()
+    env = {"SMSS_CONFIG": config.path} if config.path else None
+    kicker = Kicker(config.get("server", "kick_command"), env=env)
+    committer = Committer(
+        config.get("database", "url"),
+        config.get("database", "connect_timeout"),
+        on_commit=lambda count: loop.call_soon_threadsafe(kicker.kick),
+    )
+    committer.start()
+    server = SpoolServer(
+        committer,
+        validate.Rules.from_config(config),
+        Limits.from_config(config),
+        config.get("messages", "legacy_encoding"),
+        kicker,
+    )
+    await server.start(sockets)
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, logs.reopen, log_handler)
+    names = ", ".join("{}:{}".format(*sock.getsockname()[:2]) for sock in sockets)
+    log.info("smss listening on %s, queue %s", names,
+             DatabaseUrl.parse(config.get("database", "url")).describe())
+    await stopping.wait()
+    log.info("stopping: no new connections, finishing received records")
+    await server.stop()
+    await loop.run_in_executor(None, committer.stop)
+    log.info("stopped; %d record(s) accepted since start", server.accepted)
+

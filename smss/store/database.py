@@ -1,0 +1,222 @@
+"""Connections to the queue database: ``sqlite:///PATH`` or ``mysql://…``.
+
+One ``Connection`` class hides the two DB-API drivers' differences: SQL is
+written once with ``?`` placeholders, datetimes are naive UTC on both sides,
+and ``transaction()`` commits or rolls back.  SQLite runs in WAL mode with
+``synchronous=FULL`` (an acknowledged record survives a power cut) and a busy
+timeout; a write transaction starts with ``BEGIN IMMEDIATE`` so two writers
+queue up instead of failing halfway.  MySQL/MariaDB goes through PyMySQL with
+utf8mb4.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterator, Optional, Sequence
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pymysql
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+class DatabaseError(Exception):
+    """The database could not be reached or refused the statement."""
+
+
+# Errors a caller may catch to mean "the database is unavailable right now".
+UNAVAILABLE_ERRORS = (DatabaseError, sqlite3.OperationalError, pymysql.err.OperationalError,
+                      pymysql.err.InterfaceError)
+
+
+def utcnow() -> datetime:
+    """Now, as the naive UTC datetime every table stores."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def as_datetime(value: Any) -> Optional[datetime]:
+    """A time column's value (datetime from MySQL, text from SQLite) as a datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+    text = str(value)
+    for fmt in (TIME_FORMAT, "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    raise ValueError(f"not a time: {text!r}")
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    dialect: str  # "sqlite" or "mysql"
+    path: str = ""  # sqlite
+    host: str = "localhost"
+    port: int = 3306
+    user: str = ""
+    password: str = ""
+    database: str = ""
+    unix_socket: str = ""
+
+    @classmethod
+    def parse(cls, url: str) -> "DatabaseUrl":
+        if url.startswith("sqlite://"):
+            path = url[len("sqlite://") :]
+            if not path or path == "/":
+                raise DatabaseError(f"{url}: no database file in the URL")
+            return cls("sqlite", path=path)
+        parts = urlsplit(url)
+        if parts.scheme not in ("mysql", "mariadb"):
+            raise DatabaseError(f"{url}: unknown database URL (use sqlite:///PATH or mysql://…)")
+        query = parse_qs(parts.query)
+        database = parts.path.lstrip("/")
+        if not database:
+            raise DatabaseError(f"{parts.scheme}://…: no database name in the URL")
+        return cls(
+            "mysql",
+            host=parts.hostname or "localhost",
+            port=parts.port or 3306,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            database=database,
+            unix_socket=query.get("unix_socket", [""])[0],
+        )
+
+    def describe(self) -> str:
+        """The URL without its password, for logs."""
+        if self.dialect == "sqlite":
+            return f"sqlite://{self.path}"
+        where = self.unix_socket or f"{self.host}:{self.port}"
+        return f"mysql://{self.user}@{where}/{self.database}"
+
+
+class Connection:
+    """One database connection; use it from one thread at a time."""
+
+    def __init__(self, url: DatabaseUrl, connect_timeout: float = 10.0) -> None:
+        self.url = url
+        self.dialect = url.dialect
+        self._lock = threading.Lock()
+        self._connect_timeout = connect_timeout
+        try:
+            if url.dialect == "sqlite":
+                self._raw = self._open_sqlite(url.path, connect_timeout)
+            else:
+                self._raw = self._open_mysql(url, connect_timeout)
+        except UNAVAILABLE_ERRORS as exc:
+            raise DatabaseError(f"cannot open {url.describe()}: {exc}") from exc
+
+    @staticmethod
+    def _open_sqlite(path: str, timeout: float) -> sqlite3.Connection:
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise DatabaseError(f"cannot open sqlite://{path}: no directory {directory}")
+        raw = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        raw.execute("PRAGMA journal_mode=WAL")
+        raw.execute("PRAGMA synchronous=FULL")
+        raw.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        return raw
+
+    @staticmethod
+    def _open_mysql(url: DatabaseUrl, timeout: float) -> Any:
+        kwargs: dict = dict(
+            user=url.user,
+            password=url.password,
+            database=url.database,
+            charset="utf8mb4",
+            autocommit=False,
+            connect_timeout=max(1, int(timeout)),
+            init_command="SET time_zone = '+00:00'",  # re-run on every reconnect
+        )
+        if url.unix_socket:
+            kwargs["unix_socket"] = url.unix_socket
+        else:
+            kwargs.update(host=url.host, port=url.port)
+        return pymysql.connect(**kwargs)
+
+    # -- statements
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.dialect == "mysql" else sql
+
+    def _params(self, params: Sequence[Any]) -> Sequence[Any]:
+        if self.dialect == "sqlite":
+            return [p.strftime(TIME_FORMAT) if isinstance(p, datetime) else p for p in params]
+        return params
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement; returns the driver's cursor (fetch from it, read lastrowid)."""
+        cursor = self._raw.cursor()
+        cursor.execute(self._sql(sql), self._params(params))
+        return cursor
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        cursor = self._raw.cursor()
+        cursor.executemany(self._sql(sql), [self._params(row) for row in rows])
+        return cursor
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list:
+        cursor = self.execute(sql, params)
+        try:
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def query_one(self, sql: str, params: Sequence[Any] = ()) -> Optional[tuple]:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    @contextmanager
+    def transaction(self) -> Iterator["Connection"]:
+        """A write transaction: committed when the block ends, rolled back on an exception."""
+        with self._lock:
+            if self.dialect == "sqlite":
+                self._raw.execute("BEGIN IMMEDIATE")
+            else:
+                self._ensure_mysql()
+                self._raw.begin()
+            try:
+                yield self
+            except BaseException:
+                try:
+                    self._raw.rollback()
+                except UNAVAILABLE_ERRORS:
+                    pass  # the connection is gone; the server rolled back for us
+                raise
+            self._raw.commit()
+
+    def read(self) -> "Connection":
+        """Prepare for read-only queries outside a transaction (fresh snapshot on MySQL)."""
+        if self.dialect == "mysql":
+            self._ensure_mysql()
+            self._raw.commit()  # end any previous snapshot
+        return self
+
+    def _ensure_mysql(self) -> None:
+        """Reconnect when the server went away (restart, wait_timeout) since the last use."""
+        try:
+            self._raw.ping(False)
+        except (pymysql.err.OperationalError, pymysql.err.InterfaceError):
+            try:
+                self._raw.close()
+            except pymysql.err.Error:
+                pass
+            try:
+                self._raw = self._open_mysql(self.url, self._connect_timeout)
+            except UNAVAILABLE_ERRORS as exc:
+                raise DatabaseError(f"cannot reach {self.url.describe()}: {exc}") from exc
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        except (pymysql.err.Error, sqlite3.Error):
+            pass  # already closed, or the server is gone: nothing left to release
+
+
+def connect(url: str, connect_timeout: float = 10.0) -> Connection:
+    return Connection(DatabaseUrl.parse(url), connect_timeout)
