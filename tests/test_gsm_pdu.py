@@ -243,16 +243,19 @@ def test_deliver_parts_multipart():
 
 
 def test_lone_surrogates_from_a_careless_sender():
-    # A UCS2 part ending in the high half of a pair keeps it (for reassembly); a lone half in
-    # the middle, or in a single-part message, becomes U+FFFD.
+    # Text is always valid Unicode: a lone half shows as U+FFFD. A UCS2 part that ends in the
+    # high half (or starts with the low half) of a pair keeps it aside for reassembly.
     head = "00440B912460803377F60008" + "42103021436500"
     udh = "050003010201"
     part = decode_pdu(head + "0A" + udh + "0041D83D")
-    assert part.text == "A\ud83d"
-    middle = decode_pdu(head + "0C" + udh + "D83D00410042")
-    assert middle.text == "\ufffdAB"
+    assert part.text == "A\ufffd" and part.edge_surrogates == ("", "\ud83d")
+    part = decode_pdu(head + "0A" + udh + "DE000041")
+    assert part.text == "\ufffdA" and part.edge_surrogates == ("\ude00", "")
+    middle = decode_pdu(head + "0C" + udh + "0041D83D0042")
+    assert middle.text == "A\ufffdB" and middle.edge_surrogates == ("", "")
     single = decode_pdu("00040B912460803377F60008" + "42103021436500" + "04" + "0041D83D")
-    assert single.text == "A\ufffd"
+    assert single.text == "A\ufffd" and single.edge_surrogates == ("", "")
+    single.text.encode("utf-8")
 
 
 # --- STATUS-REPORT ----------------------------------------------------------------------

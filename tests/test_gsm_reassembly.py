@@ -83,7 +83,7 @@ def test_surrogate_pair_split_between_parts_is_joined():
     head = "00440B912460803377F60008" + "42103021436500"
     part1 = decode_pdu(head + "0A" + "050003010201" + "0041D83D")
     part2 = decode_pdu(head + "0A" + "050003010202" + "DE000042")
-    assert part1.text == "A\ud83d" and part2.text == "\ude00B"
+    assert part1.text == "A\ufffd" and part2.text == "\ufffdB"
     [msg], left = reassemble([(0, part2), (1, part1)])
     assert msg.text == "A😀B" and left == []
     # A half whose partner never comes becomes U+FFFD.

@@ -62,6 +62,10 @@ class Deliver:
     dcs: int
     message_class: int | None
     status_report_indication: bool
+    # A careless sender may split a UTF-16 surrogate pair (an emoji) between two parts. The
+    # text shows such a half as U+FFFD (text is always valid Unicode); the halves themselves,
+    # (low half at the start, high half at the end), let reassembly put the pair together.
+    edge_surrogates: tuple[str, str] = ("", "")
 
 
 @dataclass(frozen=True)
@@ -395,7 +399,7 @@ def _parse_hex(pdu: str | bytes) -> bytes:
             raise PduError("PDU is not hex text (non-ASCII bytes)") from None
     if not isinstance(pdu, str):
         raise PduError(f"PDU must be a hex string, not {type(pdu).__name__}")
-    text = pdu.strip()
+    text = "".join(pdu.split())  # tolerate line breaks or spaces a terminal put in
     if not text:
         raise PduError("PDU is empty")
     if len(text) % 2:
@@ -517,26 +521,23 @@ def _parse_udh(udh: bytes) -> Concat | None:
     return concat
 
 
-def _ucs2_text(data: bytes, keep_edge_surrogates: bool) -> str:
+def _ucs2_text(data: bytes) -> tuple[str, tuple[str, str]]:
+    """Text with every lone surrogate shown as U+FFFD, and the lone halves at its edges."""
     if len(data) % 2:
         raise PduError(f"UCS2 user data has an odd number of octets ({len(data)})")
     text = data.decode("utf-16-be", "surrogatepass")  # valid pairs become one character
     if not any("\ud800" <= ch <= "\udfff" for ch in text):
-        return text
-    # A lone surrogate is left. A sender may split a pair between parts: such halves are kept
-    # at the edges of a part for reassembly; anywhere else a lone surrogate becomes U+FFFD.
-    out = []
-    last = len(text) - 1
-    for i, ch in enumerate(text):
-        if "\ud800" <= ch <= "\udfff":
-            edge = (ch <= "\udbff" and i == last) or (ch >= "\udc00" and i == 0)
-            if not (keep_edge_surrogates and edge):
-                ch = "\ufffd"
-        out.append(ch)
-    return "".join(out)
+        return text, ("", "")
+    lead = text[0] if "\udc00" <= text[0] <= "\udfff" else ""
+    trail = text[-1] if "\ud800" <= text[-1] <= "\udbff" else ""
+    clean = "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+    return clean, (lead, trail)
 
 
-def _read_user_data(r: _Reader, encoding: str, udhi: bool) -> tuple[str, Concat | None]:
+def _read_user_data(
+    r: _Reader, encoding: str, udhi: bool
+) -> tuple[str, Concat | None, tuple[str, str]]:
+    """(text, concatenation IE, lone surrogate halves at the edges of a UCS2 part)."""
     udl = r.octet("TP-UDL")
     if encoding == "gsm7":
         if udl > 160:
@@ -572,11 +573,12 @@ def _read_user_data(r: _Reader, encoding: str, udhi: bool) -> tuple[str, Concat 
         if count < 0:
             raise PduError(f"TP-UDL {udl} septets is shorter than the user data header")
         septets = unpack_septets(ud[header:], count, fill)
-        return alphabet.from_septets(septets), concat
+        return alphabet.from_septets(septets), concat, ("", "")
     body = ud[header:]
     if encoding == "ucs2":
-        return _ucs2_text(body, concat is not None), concat
-    return body.decode("latin-1"), concat
+        text, edges = _ucs2_text(body)
+        return text, concat, (edges if concat is not None else ("", ""))
+    return body.decode("latin-1"), concat, ("", "")
 
 
 def _relative_or_enhanced_vp(r: _Reader, vpf: int) -> int | None:
@@ -604,10 +606,10 @@ def _decode_deliver(r: _Reader, smsc: str, first: int) -> Deliver:
     dcs = r.octet("TP-DCS")
     encoding, cls = _dcs_info(dcs)
     ts = _read_timestamp(r, "TP-SCTS")
-    text, concat = _read_user_data(r, encoding, bool(first & _UDHI))
+    text, concat, edges = _read_user_data(r, encoding, bool(first & _UDHI))
     return Deliver(smsc=smsc, sender=sender, sender_type=sender_type, timestamp=ts, text=text,
                    encoding=encoding, concat=concat, pid=pid, dcs=dcs, message_class=cls,
-                   status_report_indication=bool(first & _SRR))
+                   status_report_indication=bool(first & _SRR), edge_surrogates=edges)
 
 
 def _decode_submit(r: _Reader, smsc: str, first: int) -> Submit:
@@ -617,7 +619,7 @@ def _decode_submit(r: _Reader, smsc: str, first: int) -> Submit:
     dcs = r.octet("TP-DCS")
     encoding, _ = _dcs_info(dcs)
     validity = _relative_or_enhanced_vp(r, (first >> 3) & 0x03)
-    text, concat = _read_user_data(r, encoding, bool(first & _UDHI))
+    text, concat, _ = _read_user_data(r, encoding, bool(first & _UDHI))
     return Submit(smsc=smsc, number=number, text=text, encoding=encoding, reference=reference,
                   concat=concat, status_report=bool(first & _SRR), validity_minutes=validity)
 

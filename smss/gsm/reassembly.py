@@ -31,10 +31,16 @@ class Assembled:
     handles: tuple  # the caller's handles of every part in part order (duplicates included)
 
 
-def _join(texts: Iterable[str]) -> str:
-    # A sender may split a surrogate pair between parts (the decoder keeps the halves at
-    # the part edges): joined, the halves pair up; any half still alone becomes U+FFFD.
-    return "".join(texts).encode("utf-16-be", "surrogatepass").decode("utf-16-be", "replace")
+def _join(parts: list[Deliver]) -> str:
+    """Texts in order; a surrogate pair a sender split between two parts is put together."""
+    texts = [p.text for p in parts]
+    for i in range(len(parts) - 1):
+        high, low = parts[i].edge_surrogates[1], parts[i + 1].edge_surrogates[0]
+        if high and low:
+            pair = (high + low).encode("utf-16-be", "surrogatepass").decode("utf-16-be")
+            texts[i] = texts[i][:-1] + pair
+            texts[i + 1] = texts[i + 1][1:]
+    return "".join(texts)
 
 
 class _Candidate:
@@ -86,7 +92,7 @@ def reassemble(
     for index, (handle, deliver) in enumerate(items):
         c = deliver.concat
         if c is None:
-            complete.append((index, Assembled(deliver.sender, _join([deliver.text]),
+            complete.append((index, Assembled(deliver.sender, deliver.text,
                                               deliver.timestamp, 1, (handle,))))
             continue
         by_seq = groups.setdefault((deliver.sender, c.reference, c.total, c.ref_bits), {})
@@ -109,7 +115,7 @@ def reassemble(
                 handles = tuple(h for part in parts for _, h, _ in part.items)
                 first = min(part.first for part in parts)
                 complete.append((first, Assembled(
-                    sender, _join(p.deliver.text for p in parts),
+                    sender, _join([p.deliver for p in parts]),
                     parts[0].deliver.timestamp, total, handles)))
             else:
                 leftover.extend(item for part in msg.values() for item in part.items)
