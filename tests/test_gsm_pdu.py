@@ -132,6 +132,14 @@ def test_build_submits_single_and_multipart():
     assert [len(decode_pdu(p.hex).text) for p in wide] == [152, 152, 96]
 
 
+def test_too_many_parts():
+    assert len(build_submits("+1", "a" * 153 * 255, concat_reference=1)) == 255
+    with pytest.raises(ValueError, match="needs 256 SMS parts, at most 255"):
+        build_submits("+1", "a" * (153 * 255 + 1), concat_reference=1)
+    with pytest.raises(ValueError, match="at most 255"):
+        deliver_parts("+1", "a" * (153 * 255 + 1), timestamp=TS, concat_reference=1)
+
+
 def test_build_submits_transliterate():
     [p] = build_submits("+1", "Příliš žluťoučký kůň", concat_reference=1, transliterate=True)
     msg = decode_pdu(p.hex)

@@ -247,7 +247,7 @@ def plan_parts(text: str, *, ref_bits: int = 8) -> PartPlan:
     septets / 70 UTF-16 units; each part of a multipart SMS 153 septets / 67 units (152 / 66
     with the 7-octet header of a 16-bit concatenation reference, ``ref_bits=16``). An escape
     pair (2 septets) or a surrogate pair (2 units) is never split. Empty text gives one empty
-    part. ValueError if the text needs more than 255 parts."""
+    part. The count may exceed MAX_PARTS (255), which the PDU encoders refuse."""
     if ref_bits not in (8, 16):
         raise ValueError(f"ref_bits must be 8 or 16, not {ref_bits}")
     shrink = 1 if ref_bits == 16 else 0
@@ -257,6 +257,4 @@ def plan_parts(text: str, *, ref_bits: int = 8) -> PartPlan:
     else:
         encoding = "ucs2"
         parts = _split(text, _utf16_units, SINGLE_UNITS, PART_UNITS - shrink)
-    if len(parts) > MAX_PARTS:
-        raise ValueError(f"text needs {len(parts)} SMS parts, at most {MAX_PARTS} are possible")
     return PartPlan(encoding, tuple(parts))

@@ -288,6 +288,13 @@ def encode_submit(number: str, text: str, *, encoding: str, reference: int = 0,
     return SubmitPdu((_smsc_field(smsc) + tpdu).hex().upper(), len(tpdu))
 
 
+def _check_parts(plan: alphabet.PartPlan) -> None:
+    if plan.count > alphabet.MAX_PARTS:
+        raise ValueError(
+            f"text needs {plan.count} SMS parts, at most {alphabet.MAX_PARTS} are possible"
+        )
+
+
 def _concat_ref_bits(reference: int) -> int:
     if 0 <= reference <= 0xFF:
         return 8
@@ -307,6 +314,7 @@ def build_submits(number: str, text: str, *, concat_reference: int, status_repor
         text = alphabet.transliterate(text)
     bits = _concat_ref_bits(concat_reference)
     plan = plan_parts(text, ref_bits=bits)
+    _check_parts(plan)
     if plan.count == 1:
         return [encode_submit(number, plan.parts[0], encoding=plan.encoding,
                               status_report=status_report, validity_minutes=validity_minutes,
@@ -339,6 +347,7 @@ def deliver_parts(sender: str, text: str, *, timestamp: datetime, concat_referen
     """The DELIVER PDUs of a whole text, concatenated when it needs more than one part."""
     bits = _concat_ref_bits(concat_reference)
     plan = plan_parts(text, ref_bits=bits)
+    _check_parts(plan)
     if plan.count == 1:
         return [encode_deliver(sender, plan.parts[0], timestamp=timestamp,
                                encoding=plan.encoding, smsc=smsc)]
