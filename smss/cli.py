@@ -128,16 +128,43 @@ def cmd_start(config: Config) -> int:
         umask=0o022,
         signal_map={},  # asyncio installs the handlers it needs
     )
-    print(f"smss starting, logging to {logfile}")
     sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child:  # the command: wait until the daemon holds its PID file, then report
+        for sock in sockets:
+            sock.close()
+        return _await_daemon(lock, child, logfile)
     try:
         with context:
             log.info("smss %s daemon started (pid %d)", __version__, os.getpid())
             service.run(config, sockets, handler)
     except LockHeld as exc:
         log.error("another smss is running (pid %s)", exc.pid)
-        return 1
-    return 0
+        os._exit(1)
+    except BaseException:  # noqa: BLE001 - the daemon's last word goes to its log
+        log.exception("smss daemon failed")
+        os._exit(1)
+    os._exit(0)
+
+
+def _await_daemon(lock: PidLock, child: int, logfile: str) -> int:
+    deadline = time.monotonic() + STOP_WAIT
+    child_status = None
+    while time.monotonic() < deadline:
+        pid = lock.holder()
+        if pid is not None:
+            print(f"smss started (pid {pid}), logging to {logfile}")
+            return 0
+        if child_status is None:
+            done, status = os.waitpid(child, os.WNOHANG)
+            if done:
+                child_status = os.waitstatus_to_exitcode(status)
+                if child_status != 0:
+                    break
+        time.sleep(0.05)
+    print(f"smss: the daemon did not start; see {logfile}", file=sys.stderr)
+    return 1
 
 
 def cmd_stop(config: Config) -> int:
