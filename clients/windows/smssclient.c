@@ -1,0 +1,821 @@
+/*
+ * SMSSClient -- hand SMS records to an smss server and wait until each is stored.
+ *
+ * The Windows client for scheduled tasks (SMSSClient.exe) and, from the same
+ * source, a native POSIX build.  It follows the contract of smss-client
+ * (clients/smss_client.py): same options, same wire protocol, same exit
+ * status.  It needs only the system DLLs (kernel32, ws2_32, shell32, msvcrt).
+ *
+ *   SMSSClient.exe -a 192.168.1.1 #420608337726;Zprava
+ *   SMSSClient.exe -a 192.168.1.1 -n +420608337726 -m "Záloha selhala"
+ *
+ * Exit status: 0 every record was acknowledged "OK <id>"; 1 anything else
+ * (no connection, refused, ERR, timeout, connection closed early); 2 bad
+ * usage.  Only connecting is retried; records are never sent twice.
+ *
+ * On Windows the arguments are taken as UTF-16 (wmain, -municode) and turned
+ * into UTF-8, so text typed on a Czech Windows arrives intact.
+ */
+
+#ifdef _WIN32
+#ifndef _WIN32_WINNT
+#define _WIN32_WINNT 0x0600
+#endif
+#define WIN32_LEAN_AND_MEAN
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
+#include <fcntl.h>
+#include <io.h>
+typedef SOCKET sock_t;
+#define BAD_SOCKET INVALID_SOCKET
+#define close_socket closesocket
+#define SHUT_WR SD_SEND
+typedef int io_len; /* length argument of send/recv and connect */
+#else
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+typedef int sock_t;
+typedef size_t io_len;
+#define BAD_SOCKET (-1)
+#define close_socket close
+#endif
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROG "SMSSClient"
+#define DEFAULT_HOST "127.0.0.1"
+#define DEFAULT_PORT 2021
+#define DEFAULT_TIMEOUT 30.0
+#define DEFAULT_RETRIES 3
+#define FIRST_BACKOFF 0.5 /* seconds before the first retry; doubles after each */
+#define MAX_REPLY_LINE 65536
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+static int quiet;
+
+/* ---------------------------------------------------------------- helpers */
+
+struct buf {
+    char *data;
+    size_t len, cap;
+};
+
+static void die_memory(void)
+{
+    fprintf(stderr, PROG ": out of memory\n");
+    exit(EXIT_FAIL);
+}
+
+static void buf_add(struct buf *b, const char *data, size_t len)
+{
+    if (b->len + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + len + 1)
+            cap *= 2;
+        b->data = realloc(b->data, cap);
+        if (!b->data)
+            die_memory();
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
+static void buf_adds(struct buf *b, const char *s) { buf_add(b, s, strlen(s)); }
+
+static void usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, PROG ": ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry '" PROG " -h' for help.\n");
+    exit(EXIT_USAGE);
+}
+
+static void help(void)
+{
+    printf(
+        "usage: " PROG " [-a HOST] [-p PORT] [-t SECONDS] [-r RETRIES] [-q] #PHONE;TEXT[#PHONE;TEXT...]\n"
+        "       " PROG " [options] -n PHONE [-n PHONE...] -m TEXT\n"
+        "       " PROG " [options] -n PHONE [-n PHONE...] [-m -] < file\n"
+        "\n"
+        "Hand SMS messages to an smss server (TCP, port 2021) and wait until each one\n"
+        "is stored. Records '#PHONE;TEXT' are sent as is (several arguments are joined\n"
+        "by spaces; escape '#', ';' and '\\' in the text as \\#, \\; and \\\\). With -n\n"
+        "and -m (or the text on stdin, UTF-8) the text is escaped for you.\n"
+        "\n"
+        "options:\n"
+        "  -a, --host HOST       server host (default $SMSS_HOST, else " DEFAULT_HOST ")\n"
+        "  -p, --port PORT       server port (default $SMSS_PORT, else 2021)\n"
+        "  -t, --timeout SECONDS wait for the connection, and then for all replies (30)\n"
+        "  -r, --retries N       connection attempts to repeat, backoff 0.5 s doubling (3)\n"
+        "  -n, --number PHONE    recipient; repeat for several recipients of one text\n"
+        "  -m, --message TEXT    message text for -n; '-' reads it from stdin\n"
+        "  -q, --quiet           print nothing on success\n"
+        "  -h, --help            this help\n"
+        "\n"
+        "output: one line 'OK <id>' on stdout per record stored; failures on stderr.\n"
+        "exit status: 0 every record acknowledged OK; 1 anything else (no connection,\n"
+        "refused, ERR, timeout, closed early); 2 bad usage. Records are never sent twice.\n");
+}
+
+static double now(void)
+{
+#ifdef _WIN32
+    return (double)GetTickCount64() / 1000.0;
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+#endif
+}
+
+static void sleep_seconds(double seconds)
+{
+#ifdef _WIN32
+    Sleep((DWORD)(seconds * 1000.0));
+#else
+    struct timespec ts;
+    ts.tv_sec = (time_t)seconds;
+    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+#endif
+}
+
+static int last_socket_error(void)
+{
+#ifdef _WIN32
+    return WSAGetLastError();
+#else
+    return errno;
+#endif
+}
+
+static const char *socket_error_text(int code)
+{
+#ifdef _WIN32
+    static char other[48];
+    switch (code) {
+    case WSAECONNREFUSED: return "Connection refused";
+    case WSAETIMEDOUT: return "Connection timed out";
+    case WSAECONNRESET: return "Connection reset by peer";
+    case WSAECONNABORTED: return "Connection aborted";
+    case WSAEHOSTUNREACH: return "No route to host";
+    case WSAENETUNREACH: return "Network is unreachable";
+    case WSAENETDOWN: return "Network is down";
+    case WSAEADDRNOTAVAIL: return "Address not available";
+    }
+    snprintf(other, sizeof other, "Winsock error %d", code);
+    return other;
+#else
+    return strerror(code);
+#endif
+}
+
+/* ------------------------------------------------------- the protocol */
+
+/* Append text escaped for a record: \ # ; LF CR. */
+static void escape_text(struct buf *out, const char *text, size_t len)
+{
+    size_t i;
+    for (i = 0; i < len; i++) {
+        switch (text[i]) {
+        case '\\': buf_adds(out, "\\\\"); break;
+        case '#': buf_adds(out, "\\#"); break;
+        case ';': buf_adds(out, "\\;"); break;
+        case '\n': buf_adds(out, "\\n"); break;
+        case '\r': buf_adds(out, "\\r"); break;
+        default: buf_add(out, text + i, 1);
+        }
+    }
+}
+
+/* How many replies the server owes for the payload, read as the server reads
+ * it (smss/protocol.py): a record starts at '#' and ends at the next unescaped
+ * '#', at CR/LF or at the end; in TEXT '\' escapes the next byte (not a line
+ * end).  "#PHONE;TEXT" and "#PHONE" without ';' get one reply each; blanks
+ * between records and an empty '#' get none; other bytes outside a record get
+ * one error reply per run up to the next '#' or line end. */
+enum { OUTSIDE, JUNK, PHONE, TEXT };
+
+static size_t count_records(const char *payload, size_t len)
+{
+    size_t i, count = 0;
+    int state = OUTSIDE, phone_seen = 0, escaped = 0;
+    for (i = 0; i < len; i++) {
+        char c = payload[i];
+        int eol = c == '\r' || c == '\n';
+        if (state == TEXT) {
+            if (escaped) {
+                escaped = 0;
+                if (eol)
+                    state = OUTSIDE;
+            } else if (c == '\\')
+                escaped = 1;
+            else if (c == '#') {
+                state = PHONE;
+                phone_seen = 0;
+            } else if (eol)
+                state = OUTSIDE;
+        } else if (state == PHONE) {
+            if (c == ';') {
+                count++;
+                state = TEXT;
+                escaped = 0;
+            } else if (c == '#' || eol) {
+                if (phone_seen)
+                    count++;
+                state = c == '#' ? PHONE : OUTSIDE;
+                phone_seen = 0;
+            } else if (c == '\0' || !strchr(" \t\v\f", c))
+                phone_seen = 1;
+        } else if (c == '#') {
+            state = PHONE;
+            phone_seen = 0;
+        } else if (eol)
+            state = OUTSIDE;
+        else if (state == OUTSIDE && c != ' ' && c != '\t') {
+            count++;
+            state = JUNK;
+        }
+    }
+    if (state == PHONE && phone_seen)
+        count++;
+    return count;
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 with *bad set to
+ * the length of the maximal invalid subpart (at least 1). */
+static size_t utf8_sequence(const unsigned char *s, size_t n, size_t *bad)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    size_t need, i;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 1;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        *bad = 1;
+        return 0;
+    }
+    for (i = 1; i <= need; i++) {
+        if (i >= n || s[i] < lo || s[i] > hi) {
+            *bad = i;
+            return 0;
+        }
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    return need + 1;
+}
+
+static int utf8_valid(const char *s, size_t n)
+{
+    size_t i = 0, bad;
+    while (i < n) {
+        size_t step = utf8_sequence((const unsigned char *)s + i, n - i, &bad);
+        if (!step)
+            return 0;
+        i += step;
+    }
+    return 1;
+}
+
+/* Text read from stdin, as UTF-8: invalid bytes become U+FFFD (on Windows the
+ * whole text is taken to be in the ANSI code page instead, e.g. cp1250). */
+static void text_to_utf8(struct buf *out, const char *s, size_t n)
+{
+    size_t i = 0, bad;
+    if (utf8_valid(s, n)) {
+        buf_add(out, s, n);
+        return;
+    }
+#ifdef _WIN32
+    if (n < 0x7fffffff) {
+        int wide = MultiByteToWideChar(CP_ACP, 0, s, (int)n, NULL, 0);
+        if (wide > 0) {
+            wchar_t *w = malloc(sizeof(wchar_t) * (size_t)wide);
+            int bytes;
+            char *u;
+            if (!w)
+                die_memory();
+            MultiByteToWideChar(CP_ACP, 0, s, (int)n, w, wide);
+            bytes = WideCharToMultiByte(CP_UTF8, 0, w, wide, NULL, 0, NULL, NULL);
+            u = malloc((size_t)bytes + 1);
+            if (!u)
+                die_memory();
+            WideCharToMultiByte(CP_UTF8, 0, w, wide, u, bytes, NULL, NULL);
+            buf_add(out, u, (size_t)bytes);
+            free(u);
+            free(w);
+            return;
+        }
+    }
+#endif
+    while (i < n) {
+        size_t step = utf8_sequence((const unsigned char *)s + i, n - i, &bad);
+        if (step) {
+            buf_add(out, s + i, step);
+            i += step;
+        } else {
+            buf_adds(out, "\xEF\xBF\xBD");
+            i += bad;
+        }
+    }
+}
+
+static void read_stdin_text(struct buf *text)
+{
+    struct buf raw = {0};
+    char chunk[4096];
+    size_t got, start = 0;
+#ifdef _WIN32
+    _setmode(_fileno(stdin), _O_BINARY);
+#endif
+    while ((got = fread(chunk, 1, sizeof chunk, stdin)) > 0)
+        buf_add(&raw, chunk, got);
+    if (raw.len >= 3 && memcmp(raw.data, "\xEF\xBB\xBF", 3) == 0)
+        start = 3;
+    while (raw.len > start && (raw.data[raw.len - 1] == '\n' || raw.data[raw.len - 1] == '\r'))
+        raw.len--;
+    if (raw.len > start)
+        text_to_utf8(text, raw.data + start, raw.len - start);
+    free(raw.data);
+}
+
+static int stdin_is_tty(void)
+{
+#ifdef _WIN32
+    return _isatty(_fileno(stdin));
+#else
+    return isatty(fileno(stdin));
+#endif
+}
+
+/* ---------------------------------------------------------- the network */
+
+static int set_nonblocking(sock_t s)
+{
+#ifdef _WIN32
+    u_long on = 1;
+    return ioctlsocket(s, FIONBIO, &on) == 0 ? 0 : -1;
+#else
+    int flags = fcntl(s, F_GETFL, 0);
+    return flags < 0 ? -1 : fcntl(s, F_SETFL, flags | O_NONBLOCK);
+#endif
+}
+
+static int in_progress(int code)
+{
+#ifdef _WIN32
+    return code == WSAEWOULDBLOCK || code == WSAEINPROGRESS;
+#else
+    return code == EINPROGRESS || code == EINTR;
+#endif
+}
+
+static int would_block(int code)
+{
+#ifdef _WIN32
+    return code == WSAEWOULDBLOCK;
+#else
+    return code == EAGAIN || code == EWOULDBLOCK || code == EINTR;
+#endif
+}
+
+/* Wait until s is readable (want_write 0) or writable; 1 ready, 0 timeout, -1 error. */
+static int wait_socket(sock_t s, int want_write, double deadline)
+{
+    for (;;) {
+        fd_set ready, failed;
+        struct timeval tv;
+        double left = deadline - now();
+        int r;
+        if (left <= 0)
+            return 0;
+        tv.tv_sec = (long)left;
+        tv.tv_usec = (long)((left - (double)tv.tv_sec) * 1e6);
+        FD_ZERO(&ready);
+        FD_ZERO(&failed);
+        FD_SET(s, &ready);
+        FD_SET(s, &failed);
+        r = select((int)s + 1, want_write ? NULL : &ready, want_write ? &ready : NULL, &failed, &tv);
+        if (r > 0)
+            return 1;
+        if (r < 0 && !would_block(last_socket_error()))
+            return -1;
+    }
+}
+
+/* One connection attempt to every address of host; BAD_SOCKET with why set. */
+static sock_t connect_once(const char *host, int port, double timeout, char *why, size_t whylen)
+{
+    struct addrinfo hints, *list = NULL, *ai;
+    char service[16];
+    double deadline = now() + timeout;
+    int rc, code = 0, timed_out = 0;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(service, sizeof service, "%d", port);
+    rc = getaddrinfo(host, service, &hints, &list);
+    if (rc != 0) {
+#ifdef _WIN32
+        snprintf(why, whylen, "cannot connect to %s:%d: unknown host (error %d)", host, port, rc);
+#else
+        snprintf(why, whylen, "cannot connect to %s:%d: %s", host, port, gai_strerror(rc));
+#endif
+        return BAD_SOCKET;
+    }
+    for (ai = list; ai; ai = ai->ai_next) {
+        sock_t s = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        int err = 0, r;
+        socklen_t errlen = sizeof err;
+        if (s == BAD_SOCKET) {
+            code = last_socket_error();
+            continue;
+        }
+        if (set_nonblocking(s) != 0 || (connect(s, ai->ai_addr, (socklen_t)ai->ai_addrlen) != 0 &&
+                                        !in_progress(last_socket_error()))) {
+            code = last_socket_error();
+            close_socket(s);
+            continue;
+        }
+        r = wait_socket(s, 1, deadline);
+        if (r == 1 && getsockopt(s, SOL_SOCKET, SO_ERROR, (char *)&err, &errlen) == 0 && err == 0) {
+            freeaddrinfo(list);
+            return s;
+        }
+        if (r == 0)
+            timed_out = 1;
+        else
+            code = err ? err : last_socket_error();
+        close_socket(s);
+        if (timed_out)
+            break;
+    }
+    freeaddrinfo(list);
+    if (timed_out)
+        snprintf(why, whylen, "cannot connect to %s:%d: timed out after %g s", host, port, timeout);
+    else
+        snprintf(why, whylen, "cannot connect to %s:%d: %s", host, port, socket_error_text(code));
+    return BAD_SOCKET;
+}
+
+static sock_t connect_with_retries(const char *host, int port, double timeout, int retries)
+{
+    double delay = FIRST_BACKOFF;
+    char why[512];
+    int attempt;
+    for (attempt = 0;; attempt++) {
+        sock_t s = connect_once(host, port, timeout, why, sizeof why);
+        if (s != BAD_SOCKET)
+            return s;
+        if (attempt >= retries) {
+            fprintf(stderr, PROG ": %s\n", why);
+            return BAD_SOCKET;
+        }
+        fprintf(stderr, PROG ": %s; retrying in %g s\n", why, delay);
+        fflush(stderr);
+        sleep_seconds(delay);
+        delay *= 2;
+    }
+}
+
+/* Check one reply line; 1 "OK <id>...", 0 "ERR <code>...", -1 not a reply at all. */
+static int parse_reply(const char *line)
+{
+    if (strncmp(line, "OK ", 3) == 0 && line[3] && line[3] != ' ')
+        return 1;
+    if (strncmp(line, "ERR ", 4) == 0 && line[4] && line[4] != ' ')
+        return 0;
+    return -1;
+}
+
+static int only_blanks(const char *s, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
+            return 0;
+    return 1;
+}
+
+/* Send the payload, half-close, read one reply per record; the exit status. */
+static int exchange(sock_t s, const char *payload, size_t len, size_t expected, double timeout)
+{
+    double deadline = now() + timeout;
+    size_t sent = 0, replies = 0, failures = 0;
+    struct buf in = {0};
+    int eof = 0;
+    char problem[256] = "";
+
+    while (sent < len) {
+        int r = wait_socket(s, 1, deadline), n;
+        if (r == 0) {
+            fprintf(stderr, PROG ": timed out after %g s while sending\n", timeout);
+            return EXIT_FAIL;
+        }
+        n = r < 0 ? -1 : (int)send(s, payload + sent, (io_len)(len - sent > 65536 ? 65536 : len - sent), 0);
+        if (n < 0 && r > 0 && would_block(last_socket_error()))
+            continue;
+        if (n <= 0) {
+            /* A server that refuses (ERR 403, ERR 503) hangs up at once: read its reason. */
+            snprintf(problem, sizeof problem, "connection lost while sending: %s",
+                     socket_error_text(last_socket_error()));
+            break;
+        }
+        sent += (size_t)n;
+    }
+    /* The end of the stream ends the last record, as with nc -N.  If the server
+     * already hung up this fails, and what it said may still be readable. */
+    shutdown(s, SHUT_WR);
+
+    while (replies < expected) {
+        char *newline = in.len ? memchr(in.data, '\n', in.len) : NULL;
+        char chunk[4096];
+        int r, n;
+        if (newline || (eof && !only_blanks(in.data, in.len))) {
+            /* one whole line, or the unterminated last one before the end */
+            size_t linelen = newline ? (size_t)(newline - in.data) : in.len;
+            size_t used = newline ? linelen + 1 : in.len;
+            int kind;
+            if (linelen && in.data[linelen - 1] == '\r')
+                linelen--;
+            in.data[linelen] = '\0';
+            kind = parse_reply(in.data);
+            if (kind < 0) {
+                fprintf(stderr, PROG ": unexpected reply from the server: '%.200s'\n", in.data);
+                free(in.data);
+                return EXIT_FAIL;
+            }
+            replies++;
+            if (kind == 1) {
+                if (!quiet)
+                    printf("%s\n", in.data);
+            } else {
+                failures++;
+                fprintf(stderr, PROG ": record %lu: %s\n", (unsigned long)replies, in.data);
+            }
+            memmove(in.data, in.data + used, in.len - used);
+            in.len -= used;
+            continue;
+        }
+        if (eof) {
+            if (!*problem)
+                snprintf(problem, sizeof problem, "the server closed the connection");
+            break;
+        }
+        if (in.len > MAX_REPLY_LINE) {
+            fprintf(stderr, PROG ": reply line too long: this is not an smss server\n");
+            free(in.data);
+            return EXIT_FAIL;
+        }
+        r = wait_socket(s, 0, deadline);
+        if (r == 0) {
+            if (!*problem)
+                snprintf(problem, sizeof problem, "timed out after %g s waiting for the server",
+                         timeout);
+            break;
+        }
+        n = r < 0 ? -1 : (int)recv(s, chunk, sizeof chunk, 0);
+        if (n < 0 && r > 0 && would_block(last_socket_error()))
+            continue;
+        if (n < 0) {
+            if (!*problem)
+                snprintf(problem, sizeof problem, "connection lost: %s",
+                         socket_error_text(last_socket_error()));
+            break;
+        }
+        if (n == 0)
+            eof = 1;
+        else
+            buf_add(&in, chunk, (size_t)n);
+    }
+    free(in.data);
+    fflush(stdout);
+    if (replies >= expected)
+        *problem = '\0';
+    if (*problem)
+        fprintf(stderr,
+                PROG ": %s after %lu of %lu replies; a record without a reply may or may not be stored\n",
+                problem, (unsigned long)replies, (unsigned long)expected);
+    return *problem || failures ? EXIT_FAIL : 0;
+}
+
+/* ---------------------------------------------------------- command line */
+
+static int parse_int(const char *text, long lo, long hi, long *value)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (!*text || *end || v < lo || v > hi)
+        return 0;
+    *value = v;
+    return 1;
+}
+
+static int check_phone(const char *phone)
+{
+    return *phone && !strpbrk(phone, "#;\\\r\n");
+}
+
+/* Take the option value: "-aVALUE", "--host=VALUE", or the next argument. */
+static const char *option_value(int argc, char **argv, int *i, const char *arg, size_t namelen)
+{
+    if (arg[namelen] == '=' && arg[1] == '-')
+        return arg + namelen + 1;
+    if (arg[namelen] && arg[1] != '-')
+        return arg + namelen;
+    if (arg[namelen])
+        usage_error("unknown option %s", arg);
+    if (*i + 1 >= argc)
+        usage_error("option %s needs a value", arg);
+    return argv[++*i];
+}
+
+static int matches(const char *arg, const char *shortname, const char *longname, size_t *namelen)
+{
+    size_t n = strlen(longname);
+    if (strncmp(arg, longname, n) == 0 && (arg[n] == '\0' || arg[n] == '=')) {
+        *namelen = n;
+        return 1;
+    }
+    if (strncmp(arg, shortname, 2) == 0) {
+        *namelen = 2;
+        return 1;
+    }
+    return 0;
+}
+
+static int run(int argc, char **argv)
+{
+    const char *host = NULL, *message = NULL;
+    double timeout = DEFAULT_TIMEOUT;
+    long port = DEFAULT_PORT, retries = DEFAULT_RETRIES;
+    struct buf records = {0}, payload = {0}, text = {0};
+    const char **numbers = calloc((size_t)argc + 1, sizeof *numbers);
+    int i, nnumbers = 0, positional = 0, options_done = 0, port_given = 0, status;
+    size_t expected;
+    sock_t s;
+
+    if (!numbers)
+        die_memory();
+    for (i = 1; i < argc; i++) {
+        const char *arg = argv[i], *value;
+        size_t namelen;
+        if (options_done || arg[0] != '-' || arg[1] == '\0') {
+            if (positional++)
+                buf_adds(&records, " ");
+            buf_adds(&records, arg);
+        } else if (strcmp(arg, "--") == 0) {
+            options_done = 1;
+        } else if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            help();
+            exit(0);
+        } else if (strcmp(arg, "-q") == 0 || strcmp(arg, "--quiet") == 0) {
+            quiet = 1;
+        } else if (matches(arg, "-a", "--host", &namelen)) {
+            host = option_value(argc, argv, &i, arg, namelen);
+        } else if (matches(arg, "-p", "--port", &namelen)) {
+            value = option_value(argc, argv, &i, arg, namelen);
+            if (!parse_int(value, 1, 65535, &port))
+                usage_error("not a port number: '%s'", value);
+            port_given = 1;
+        } else if (matches(arg, "-t", "--timeout", &namelen)) {
+            char *end;
+            value = option_value(argc, argv, &i, arg, namelen);
+            timeout = strtod(value, &end);
+            if (!*value || *end || !(timeout > 0))
+                usage_error("not a number of seconds more than 0: '%s'", value);
+        } else if (matches(arg, "-r", "--retries", &namelen)) {
+            value = option_value(argc, argv, &i, arg, namelen);
+            if (!parse_int(value, 0, 1000, &retries))
+                usage_error("not a number of retries: '%s'", value);
+        } else if (matches(arg, "-n", "--number", &namelen)) {
+            value = option_value(argc, argv, &i, arg, namelen);
+            while (*value == ' ' || *value == '\t')
+                value++;
+            if (!check_phone(value))
+                usage_error("bad phone number '%s' (empty, or contains # ; \\ or a line end)", value);
+            numbers[nnumbers++] = value;
+        } else if (matches(arg, "-m", "--message", &namelen)) {
+            message = option_value(argc, argv, &i, arg, namelen);
+        } else {
+            usage_error("unknown option %s", arg);
+        }
+    }
+
+    if (!host) {
+        host = getenv("SMSS_HOST");
+        if (!host || !*host)
+            host = DEFAULT_HOST;
+    }
+    if (!port_given) {
+        const char *env = getenv("SMSS_PORT");
+        if (env && *env && !parse_int(env, 1, 65535, &port))
+            usage_error("$SMSS_PORT: not a port number: '%s'", env);
+    }
+
+    if (positional && (nnumbers || message))
+        usage_error("give either records '#PHONE;TEXT' or -n PHONE -m TEXT, not both");
+    if (positional) {
+        buf_add(&payload, records.data, records.len);
+    } else {
+        if (message && !nnumbers)
+            usage_error("-m needs at least one -n PHONE");
+        if (!nnumbers)
+            usage_error("nothing to send: give #PHONE;TEXT or -n PHONE -m TEXT");
+        if ((message && strcmp(message, "-") == 0) || (!message && !stdin_is_tty())) {
+            read_stdin_text(&text);
+            if (!text.len)
+                usage_error("no message text on stdin");
+        } else if (!message) {
+            usage_error("no message: give -m TEXT, or pipe the text on stdin");
+        } else {
+            buf_adds(&text, message);
+        }
+        for (i = 0; i < nnumbers; i++) {
+            buf_adds(&payload, "#");
+            buf_adds(&payload, numbers[i]);
+            buf_adds(&payload, ";");
+            escape_text(&payload, text.data ? text.data : "", text.len);
+        }
+    }
+    expected = count_records(payload.data ? payload.data : "", payload.len);
+    if (!expected) {
+        fprintf(stderr, PROG ": nothing to send: a record starts with '#'\n");
+        return EXIT_FAIL;
+    }
+
+    s = connect_with_retries(host, (int)port, timeout, (int)retries);
+    if (s == BAD_SOCKET)
+        return EXIT_FAIL;
+    status = exchange(s, payload.data, payload.len, expected, timeout);
+    close_socket(s);
+    free(payload.data);
+    free(records.data);
+    free(text.data);
+    free(numbers);
+    return status;
+}
+
+#ifdef _WIN32
+int wmain(int argc, wchar_t **wargv)
+{
+    char **argv = calloc((size_t)argc + 1, sizeof *argv);
+    WSADATA wsa;
+    int i, status;
+    if (!argv)
+        die_memory();
+    for (i = 0; i < argc; i++) {
+        int n = WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, NULL, 0, NULL, NULL);
+        argv[i] = malloc(n > 0 ? (size_t)n : 1);
+        if (!argv[i])
+            die_memory();
+        argv[i][0] = '\0';
+        if (n > 0)
+            WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, argv[i], n, NULL, NULL);
+    }
+    if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0) {
+        fprintf(stderr, PROG ": cannot start Winsock\n");
+        return EXIT_FAIL;
+    }
+    status = run(argc, argv);
+    WSACleanup();
+    return status;
+}
+#else
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    return run(argc, argv);
+}
+#endif
