@@ -215,6 +215,18 @@ def exchange(sock: socket.socket, payload: bytes, expected: int, timeout: float)
         pass  # already hung up; what the server said may still be waiting to be read
 
     replies: List[Reply] = []
+    try:
+        read_problem = _read_replies(sock, replies, expected, deadline, timeout)
+        problem = problem or read_problem
+    except ClientError as exc:  # not an smss server talking: stop, keep what was read
+        problem = str(exc)
+    return Outcome(replies, expected, problem if len(replies) < expected else "")
+
+
+def _read_replies(sock: socket.socket, replies: List[Reply], expected: int, deadline: float,
+                  timeout: float) -> str:
+    """Append replies until ``expected``; '' or the reason reading stopped early."""
+    problem = ""
     buffer = b""
     while len(replies) < expected:
         newline = buffer.find(b"\n")
@@ -231,19 +243,18 @@ def exchange(sock: socket.socket, payload: bytes, expected: int, timeout: float)
             sock.settimeout(remaining)
             chunk = sock.recv(4096)
         except socket.timeout:
-            problem = problem or f"timed out after {timeout:g} s waiting for the server"
+            problem = f"timed out after {timeout:g} s waiting for the server"
             break
         except OSError as exc:
-            problem = problem or f"connection lost: {exc.strerror or exc}"
+            problem = f"connection lost: {exc.strerror or exc}"
             break
         if not chunk:
             if buffer.strip():
                 replies.append(parse_reply(buffer.rstrip(b"\r").decode("utf-8", "replace")))
-            if len(replies) < expected:
-                problem = problem or "the server closed the connection"
+            problem = "the server closed the connection"
             break
         buffer += chunk
-    return Outcome(replies, expected, problem if len(replies) < expected else "")
+    return problem
 
 
 def send_records(

@@ -127,7 +127,7 @@ def test_the_reason_of_a_server_that_hangs_up_at_once_is_reported(client):
         conn.sendall(b"ERR 403 client not allowed\r\n")
 
     with ScriptedPeer(refuse) as peer:
-        result = client.run([*at(peer), "-n", "1"], stdin=b"x" * 2_000_000)
+        result = client.run([*at(peer), "-n", "1"], stdin=b"x" * 8_000_000)
     assert result.status == 1, result
     assert "record 1: ERR 403 client not allowed" in result.stderr
     assert result.lines == []
@@ -200,10 +200,11 @@ def test_the_client_stops_reading_once_every_record_is_answered(client):
 
 
 def test_a_peer_that_is_not_an_smss_server_is_a_failure(client):
-    with ScriptedPeer(answer_after_eof("HTTP/1.0 400 Bad Request")) as peer:
-        result = client.run([*at(peer), "#1;a"])
+    with ScriptedPeer(answer_after_eof("OK 1", "HTTP/1.0 400 Bad Request", "OK 3")) as peer:
+        result = client.run([*at(peer), "#1;a#2;b#3;c"])
     assert result.status == 1, result
     assert "unexpected reply" in result.stderr
+    assert result.lines == ["OK 1"]
 
 
 def test_an_unterminated_last_reply_counts(client):
