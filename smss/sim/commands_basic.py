@@ -82,7 +82,7 @@ def identify(session, command):
     config = session.modem.config
     n = 0 if command.kind == EXEC else integer(command.args, 0, 9)
     if n == 0:
-        return [config.manufacturer, config.model, "Revision: " + config.revision]
+        return [(config.manufacturer, config.model, "Revision: " + config.revision)]
     if n == 3:
         return [config.model]
     raise plain()

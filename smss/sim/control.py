@@ -54,9 +54,10 @@ class ControlServer:
     def stop(self) -> None:
         self._stopping.set()
         try:
-            self._listener.close()
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
         except OSError:
             pass
+        self._listener.close()
         for sock in list(self._clients):
             try:
                 sock.shutdown(socket.SHUT_RDWR)

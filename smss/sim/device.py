@@ -87,6 +87,7 @@ class Modem:
         self.waiting: List[str] = []  # inbound PDUs the network holds while the SIM is full
         self.registered_from = 0.0
         self._hung = False
+        self.swallowed = 0  # input bytes ignored while hung
         self._cmms_until = 0.0
         self._concat_ref = self.rng.randrange(256)
 
@@ -153,6 +154,12 @@ class Modem:
         self.lines.append({"time": time.time(), "session": session_label, "line": line})
 
     def execute(self, session: Session, command: Command):
+        fault = self.faults.get("cms_error")
+        if (fault is not None and command.name in fault["commands"]
+                and command.name not in ("+CMGS", "+CMSS")):  # those fail after the body
+            fired = self.faults.fire("cms_error", self.rng)
+            if fired is not None:
+                raise AtError(fired["kind"], fired["code"])
         handler = HANDLERS.get(command.name)
         if handler is None:
             log.info("%s: unknown AT command %s (%s %r)", session.label, command.label,
@@ -428,6 +435,7 @@ class Modem:
                 "next_reference": self.next_mr,
                 "faults": self.faults.snapshot(),
                 "hung": self._hung,
+                "swallowed": self.swallowed,
                 "waiting": len(self.waiting),
                 "sessions": [s.label for s in self.sessions],
                 "config": self.config.as_dict(),

@@ -6,8 +6,8 @@ Owns: which faults are active, their validated parameters, and the decision
 Faults and their parameters:
 
 - ``cms_error``  code=500, count=1 | probability=p, commands=["+CMGS","+CMSS"],
-  kind="cms"|"cme"|"plain": the command fails (for +CMGS after the body,
-  like a network rejection).
+  kind="cms"|"cme"|"plain": the named commands fail (+CMGS and +CMSS after
+  the body / at the network, like a rejection; any other command at once).
 - ``drop``       at="now"|"command"|"body"|"after_send", command=None, count=1:
   the link goes down (TCP closed, pty hung up) right away, when the next
   command line arrives (optionally only that command), when an AT+CMGS body

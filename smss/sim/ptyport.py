@@ -66,10 +66,17 @@ class PtyPort(StreamLink):
         return os.write(self.master, data)
 
     def link_closed(self, reason: str) -> bool:
-        """Hang up: the old pty disappears, a new one takes the path."""
-        self.hangups += 1
-        self._close_pty()
+        """Hang up: a new pty takes the path first, then the old one disappears (so the
+        path never dangles, and a client reopening after its EIO finds the new one)."""
+        old = (self.master, self.slave)
         self._make_pty()
+        for fd in old:
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.hangups += 1
         return True
 
     def release(self) -> None:

@@ -64,7 +64,7 @@ class Session:
             if self.closed:
                 return
             if self.modem.hung():
-                log.debug("%s: hung, %d bytes swallowed", self.label, len(data))
+                self.modem.swallowed += len(data)
                 return
             self.framer.feed(data)
             try:

@@ -83,9 +83,10 @@ class TcpServer:
     def stop(self) -> None:
         self._stopping.set()
         try:
-            self._listener.close()
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
         except OSError:
             pass
+        self._listener.close()
         if self._thread is not None:
             self._thread.join(5)
         for link in self.links:
