@@ -146,6 +146,36 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ("dispatcher", "lockfile"): Key(_str, "/run/smss/check_and_send", "PID lock of the dispatcher"),
     ("dispatcher", "on_receive"): Key(_str, "", "program run for each received SMS"),
     ("dispatcher", "max_attempts"): Key(_positive_int, "5", "send attempts before a message fails"),
+    ("dispatcher", "logfile"): Key(_str, "", "log file of check_and_send; empty: stderr"),
+    ("dispatcher", "loglevel"): Key(_str, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    ("dispatcher", "batch_size"): Key(_positive_int, "20", "messages claimed at a time"),
+    ("dispatcher", "retry_delay"): Key(
+        _float, "60", "seconds before the first retry; doubles with each attempt"
+    ),
+    ("dispatcher", "retry_max_delay"): Key(_float, "3600", "longest wait between two attempts"),
+    ("dispatcher", "expire_after"): Key(
+        _float, "86400", "seconds after which an unsent message expires instead; 0: never"
+    ),
+    ("dispatcher", "claim_timeout"): Key(
+        _float, "900", "seconds after which another host's claim counts as abandoned"
+    ),
+    ("dispatcher", "pass_timeout"): Key(
+        _float, "900", "a pass running longer than this stops, releasing the lock"
+    ),
+    ("dispatcher", "poll_interval"): Key(
+        _float, "30", "seconds between queue checks of `check_and_send --loop`"
+    ),
+    ("dispatcher", "multipart_timeout"): Key(
+        _float, "86400", "seconds an incomplete multipart SMS waits for its parts"
+    ),
+    ("dispatcher", "on_receive_timeout"): Key(
+        _float, "300", "seconds an on_receive program may run before it is killed"
+    ),
+    ("modem", "pin_guard_file"): Key(
+        _str, "/var/lib/smss/rejected-pins", "where a PIN the SIM rejected is remembered"
+    ),
+    ("modem", "name"): Key(_str, "", "name recorded as the transport; empty: modem:DEVICE"),
+    ("modem", "rate_limit"): Key(_int, "0", "most messages per minute through this SIM; 0: none"),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from smss.store.database import Connection, as_datetime, utcnow
 
@@ -107,5 +107,150 @@ def last_accepted(conn: Connection) -> Optional[datetime]:
     row = conn.read().query_one(
         "SELECT MAX(created_at) FROM (SELECT MAX(created_at) AS created_at FROM msg"
         " UNION ALL SELECT MAX(created_at) FROM sms) AS newest"
+    )
+    return as_datetime(row[0]) if row else None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A queued message a dispatcher has taken to send."""
+
+    id: int
+    phone: str
+    text: str
+    parts: int
+    client: str
+    route: Optional[str]
+    created_at: datetime
+    attempts: int
+    last_error: Optional[str]
+
+
+_CLAIMED_COLUMNS = "id, phone, text, parts, client, route, created_at, attempts, last_error"
+
+
+def _claimed(row) -> Claimed:
+    return Claimed(int(row[0]), row[1], row[2], int(row[3]), row[4], row[5],
+                   as_datetime(row[6]), int(row[7]), row[8])
+
+
+def get_claimed(conn: Connection, message_id: int) -> Optional[Claimed]:
+    row = conn.read().query_one(
+        f"SELECT {_CLAIMED_COLUMNS} FROM msg WHERE id = ?", (message_id,)  # noqa: S608
+    )
+    return _claimed(row) if row else None
+
+
+def claim(conn: Connection, owner: str, limit: int) -> List[Claimed]:
+    """Take up to ``limit`` due messages, oldest first, for ``owner`` (commits).
+
+    On MariaDB the rows are read with FOR UPDATE SKIP LOCKED, so two dispatchers
+    claiming at the same moment get different rows; SQLite serialises writers.
+    """
+    now = utcnow()
+    lock = " FOR UPDATE SKIP LOCKED" if conn.dialect == "mysql" else ""
+    with conn.transaction():
+        rows = conn.query(
+            f"SELECT {_CLAIMED_COLUMNS} FROM msg"  # noqa: S608 - constant column list
+            " WHERE claimed_by IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?" + lock,
+            (now, limit),
+        )
+        if rows:
+            marks = ", ".join("?" * len(rows))
+            sql = f"UPDATE msg SET claimed_by = ?, claimed_at = ? WHERE id IN ({marks})"  # noqa: S608
+            conn.execute(sql, (owner, now, *[row[0] for row in rows])).close()
+    return [_claimed(row) for row in rows]
+
+
+def mark_sending(conn: Connection, message_id: int) -> None:
+    """Record that the transport is about to get the message (commits).
+
+    A message with this mark whose dispatcher died may have been sent: the
+    recovery counts it as an attempt and logs it, so the README's duplicate
+    window is exactly the time between this mark and the commit after sending.
+    """
+    with conn.transaction():
+        conn.execute("UPDATE msg SET send_started_at = ? WHERE id = ?",
+                     (utcnow(), message_id)).close()
+
+
+def release(conn: Connection, message_ids: Sequence[int]) -> None:
+    """Give claimed messages back untouched (commits)."""
+    if not message_ids:
+        return
+    marks = ", ".join("?" * len(message_ids))
+    columns = "claimed_by = NULL, claimed_at = NULL, send_started_at = NULL"
+    sql = f"UPDATE msg SET {columns} WHERE id IN ({marks})"  # noqa: S608 - placeholders only
+    with conn.transaction():
+        conn.execute(sql, list(message_ids)).close()
+
+
+def defer(conn: Connection, message_id: int, attempts: int, retry_at: datetime,
+          error: str) -> None:
+    """A temporary failure: count it, release the claim, try again at ``retry_at``."""
+    with conn.transaction():
+        conn.execute(
+            "UPDATE msg SET attempts = ?, next_attempt_at = ?, last_error = ?,"
+            " claimed_by = NULL, claimed_at = NULL, send_started_at = NULL WHERE id = ?",
+            (attempts, retry_at, error[:255], message_id),
+        ).close()
+
+
+def delete(conn: Connection, message_id: int) -> None:
+    """Remove a message from the queue, in the caller's transaction."""
+    conn.execute("DELETE FROM msg WHERE id = ?", (message_id,)).close()
+
+
+@dataclass(frozen=True)
+class Claim:
+    owner: str
+    claimed_at: Optional[datetime]
+    started: bool  # the transport may have been given the message
+
+
+def claims(conn: Connection) -> List[Tuple[int, Claim]]:
+    rows = conn.read().query(
+        "SELECT id, claimed_by, claimed_at, send_started_at FROM msg WHERE claimed_by IS NOT NULL"
+    )
+    return [(int(r[0]), Claim(r[1], as_datetime(r[2]), r[3] is not None)) for r in rows]
+
+
+def recover(conn: Connection, message_id: int, owner: str, error: str) -> bool:
+    """Release an abandoned claim; one whose send had started counts as an attempt."""
+    with conn.transaction():
+        cursor = conn.execute(
+            "UPDATE msg SET attempts = attempts + CASE WHEN send_started_at IS NULL THEN 0"
+            " ELSE 1 END, last_error = CASE WHEN send_started_at IS NULL THEN last_error"
+            " ELSE ? END, claimed_by = NULL, claimed_at = NULL, send_started_at = NULL"
+            " WHERE id = ? AND claimed_by = ?",
+            (error[:255], message_id, owner),
+        )
+        changed = cursor.rowcount
+        cursor.close()
+    return changed > 0
+
+
+def expired(conn: Connection, created_before: datetime, limit: int) -> List[Claimed]:
+    """Unclaimed messages accepted before ``created_before``."""
+    rows = conn.read().query(
+        f"SELECT {_CLAIMED_COLUMNS} FROM msg"  # noqa: S608 - constant column list
+        " WHERE claimed_by IS NULL AND created_at < ? ORDER BY id LIMIT ?",
+        (created_before, limit),
+    )
+    return [_claimed(row) for row in rows]
+
+
+def due_count(conn: Connection) -> int:
+    row = conn.read().query_one(
+        "SELECT COUNT(*) FROM msg WHERE claimed_by IS NULL AND next_attempt_at <= ?",
+        (utcnow(),),
+    )
+    return int(row[0]) if row else 0
+
+
+def next_due(conn: Connection) -> Optional[datetime]:
+    """When the earliest unclaimed message becomes due (for `check_and_send --loop`)."""
+    row = conn.read().query_one(
+        "SELECT MIN(next_attempt_at) FROM msg WHERE claimed_by IS NULL"
     )
     return as_datetime(row[0]) if row else None

@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS msg (
     last_error      VARCHAR(255) NULL,
     claimed_by      VARCHAR(128) NULL,
     claimed_at      DATETIME(6)  NULL,
+    send_started_at DATETIME(6)  NULL,
     KEY msg_due (next_attempt_at, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
@@ -67,4 +68,16 @@ CREATE TABLE IF NOT EXISTS rcv (
     handler_status  INT          NULL,
     KEY rcv_received_at (received_at),
     KEY rcv_phone (phone)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- What each transport (modem, SMPP link ...) looked like at the end of its last pass.
+CREATE TABLE IF NOT EXISTS transport_status (
+    name            VARCHAR(64)  NOT NULL PRIMARY KEY,
+    updated_at      DATETIME(6)  NOT NULL,
+    state           VARCHAR(32)  NOT NULL DEFAULT '',
+    signal_dbm      INT          NULL,
+    registration    VARCHAR(32)  NULL,
+    operator        VARCHAR(64)  NULL,
+    last_error      VARCHAR(255) NULL,
+    last_error_at   DATETIME(6)  NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -14,7 +14,8 @@ CREATE TABLE IF NOT EXISTS msg (
     next_attempt_at TEXT    NOT NULL,
     last_error      TEXT    NULL,
     claimed_by      TEXT    NULL,
-    claimed_at      TEXT    NULL
+    claimed_at      TEXT    NULL,
+    send_started_at TEXT    NULL
 );
 CREATE INDEX IF NOT EXISTS msg_due ON msg (next_attempt_at, id);
 
@@ -69,3 +70,15 @@ CREATE TABLE IF NOT EXISTS rcv (
 );
 CREATE INDEX IF NOT EXISTS rcv_received_at ON rcv (received_at);
 CREATE INDEX IF NOT EXISTS rcv_phone ON rcv (phone);
+
+-- What each transport (modem, SMPP link ...) looked like at the end of its last pass.
+CREATE TABLE IF NOT EXISTS transport_status (
+    name            TEXT    NOT NULL PRIMARY KEY,
+    updated_at      TEXT    NOT NULL,
+    state           TEXT    NOT NULL DEFAULT '',
+    signal_dbm      INTEGER NULL,
+    registration    TEXT    NULL,
+    operator        TEXT    NULL,
+    last_error      TEXT    NULL,
+    last_error_at   TEXT    NULL
+);

@@ -1,0 +1,268 @@
+"""The ``check_and_send`` command: PID lock, passes, kicks, ``--loop``.
+
+One run takes the PID lock (a stale one from a dead pass is broken), runs a
+pass, and runs another while a kick came during it or messages are due.
+After releasing the lock it looks at the queue once more: a message
+committed while the lock was being released is never left for cron.  A run
+that finds the lock held by a live pass tells that pass to look again
+(SIGUSR1) and exits 0 at once.
+
+Exit status: 0 when everything due was handled, nothing was due, or another
+pass holds the lock; 1 when the transport or database failed (cron mails
+it); 2 for bad usage; 3 when the SIM needs a person (PIN, PUK).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import List, Optional
+
+from check_and_send.dispatcher import Dispatcher, PassReport, Settings
+from check_and_send.hooks import OnReceive
+from smss import logs
+from smss.config import Config, ConfigError, load
+from smss.pidlock import LockHeld, PidLock
+from smss.store import migrations, queue
+from smss.store.database import UNAVAILABLE_ERRORS, connect
+from smss.transports.base import OPERATOR, SendFailed
+
+log = logging.getLogger("check_and_send")
+
+EXIT_OK, EXIT_FAILED, EXIT_OPERATOR = 0, 1, 3
+MAX_RERUNS = 50  # passes in one run before giving the lock up for cron
+
+
+class PassTimeout(Exception):
+    """The pass ran longer than [dispatcher] pass_timeout."""
+
+
+class Kicks:
+    """SIGUSR1 from a kicked run (or the server): look at the queue again."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        signal.signal(signal.SIGUSR1, lambda signum, frame: self.event.set())
+
+    def take(self) -> bool:
+        kicked = self.event.is_set()
+        self.event.clear()
+        return kicked
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="check_and_send",
+                                     description="send the smss queue and bring received SMS in")
+    parser.add_argument("-c", "--config", help="configuration file (default: $SMSS_CONFIG "
+                        "or /etc/smss/smss.conf)")
+    parser.add_argument("--loop", action="store_true",
+                        help="keep running: wait for kicks and new SMS, poll otherwise")
+    args = parser.parse_args(argv)
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print(f"check_and_send: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(config.get("dispatcher", "logfile"), config.get("dispatcher", "loglevel"))
+    kicks = Kicks()
+    lock = PidLock(config.get("dispatcher", "lockfile"), marker="check_and_send")
+    if args.loop:
+        return run_loop(config, lock, kicks)
+    status = EXIT_OK
+    for _ in range(MAX_RERUNS):
+        try:
+            lock.acquire()
+        except LockHeld as exc:
+            log.info("another pass is running (pid %s); asked it to look again", exc.pid)
+            _poke(exc.pid)
+            return status
+        except OSError as exc:
+            log.error("cannot take the lock %s: %s", lock.path, exc)
+            return EXIT_FAILED
+        try:
+            status = run_passes(config, kicks)
+        finally:
+            lock.release()
+        if status != EXIT_OK or not _due(config):
+            return status
+        log.info("messages arrived while the lock was released; running again")
+    return status
+
+
+def _poke(pid: Optional[int]) -> None:
+    if pid:
+        try:
+            os.kill(pid, signal.SIGUSR1)
+        except OSError as exc:
+            log.info("could not signal pid %s: %s", pid, exc)
+
+
+def _due(config: Config) -> bool:
+    try:
+        conn = connect(config.get("database", "url"), config.get("database", "connect_timeout"))
+    except UNAVAILABLE_ERRORS:
+        return False
+    try:
+        return queue.due_count(conn) > 0
+    except UNAVAILABLE_ERRORS:
+        return False
+    finally:
+        conn.close()
+
+
+def _alarm(seconds: float) -> None:
+    def expired(signum, frame):
+        raise PassTimeout(f"pass ran longer than {seconds:g}s")
+
+    signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def _open(config: Config):
+    from smss import transports
+
+    conn = connect(config.get("database", "url"), config.get("database", "connect_timeout"))
+    migrations.check(conn)
+    transport = transports.from_config(config)
+    hook = OnReceive.from_config(config)
+    dispatcher = Dispatcher(conn, transport, Settings.from_config(config),
+                            on_received=hook.start if hook else None)
+    return conn, dispatcher
+
+
+def run_passes(config: Config, kicks: Kicks) -> int:
+    """Passes while work keeps coming, under the lock; returns the exit status."""
+    try:
+        conn, dispatcher = _open(config)
+    except (migrations.SchemaError, *UNAVAILABLE_ERRORS) as exc:
+        log.error("database: %s", exc)
+        return EXIT_FAILED
+    except SendFailed as exc:
+        log.error("%s", exc.reason)
+        return EXIT_OPERATOR if exc.kind == OPERATOR else EXIT_FAILED
+    timeout = config.get("dispatcher", "pass_timeout")
+    try:
+        for _ in range(MAX_RERUNS):
+            kicks.take()
+            _alarm(timeout)
+            try:
+                report = dispatcher.run_pass()
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            _log_report(report, dispatcher.transport.name)
+            if not report.ok:
+                return EXIT_OPERATOR if report.problem_kind == OPERATOR else EXIT_FAILED
+            if not (kicks.take() or report.received or queue.due_count(conn)):
+                return EXIT_OK
+        return EXIT_OK
+    except PassTimeout as exc:
+        log.error("%s; stopping (claims are released, the next pass goes on)", exc)
+        return EXIT_FAILED
+    finally:
+        dispatcher.release_claims()
+        dispatcher.close()
+        conn.close()
+
+
+def _log_report(report: PassReport, name: str) -> None:
+    parts = [f"{value} {label}" for label, value in (
+        ("sent", report.sent), ("failed", report.failed), ("deferred", report.deferred),
+        ("expired", report.expired), ("received", report.received),
+        ("delivery reports", report.reports), ("recovered", report.recovered)) if value]
+    if parts or not report.ok:
+        log.info("pass via %s: %s%s", name, ", ".join(parts) or "nothing done",
+                 f"; stopped: {report.problem}" if report.problem else "")
+
+
+def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
+    """Hold the lock and the transport; a pass on every kick, new SMS, due retry or poll."""
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        log.error("another dispatcher holds %s (pid %s)", lock.path, exc.pid)
+        return EXIT_FAILED
+    stop = threading.Event()
+
+    def stopping(signum, frame):
+        stop.set()
+        kicks.event.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stopping)
+    poll = config.get("dispatcher", "poll_interval")
+    timeout = config.get("dispatcher", "pass_timeout")
+    log.info("check_and_send --loop started (poll every %gs)", poll)
+    conn = dispatcher = None
+    backoff = 0.0
+    try:
+        while not stop.is_set():
+            if backoff:
+                kicks.event.wait(backoff)
+                if stop.is_set():
+                    break
+            if dispatcher is None:
+                try:
+                    conn, dispatcher = _open(config)
+                except (migrations.SchemaError, SendFailed, *UNAVAILABLE_ERRORS) as exc:
+                    log.error("cannot start a pass: %s", getattr(exc, "reason", exc))
+                    backoff = min(max(backoff * 2, poll), 300)
+                    continue
+            kicks.take()
+            _alarm(timeout)
+            try:
+                report = dispatcher.run_pass()
+            except PassTimeout as exc:
+                report = PassReport(problem=str(exc), problem_kind="timeout")
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            _log_report(report, dispatcher.transport.name)
+            if not report.ok:  # start again from a fresh connection after a pause
+                dispatcher.release_claims()
+                dispatcher.close()
+                conn.close()
+                conn = dispatcher = None
+                backoff = min(max(backoff * 2, poll), 300)
+                continue
+            backoff = 0.0
+            if report.received or queue.due_count(conn):
+                continue
+            _wait_for_work(dispatcher, conn, kicks, stop, poll)
+    finally:
+        if dispatcher is not None:
+            dispatcher.release_claims()
+            dispatcher.close()
+        if conn is not None:
+            conn.close()
+        lock.release()
+    log.info("check_and_send --loop stopped")
+    return EXIT_OK
+
+
+def _wait_for_work(dispatcher, conn, kicks: Kicks, stop: threading.Event, poll: float) -> None:
+    """Until a kick, an SMS indication from the transport, the next retry, or ``poll``."""
+    import time
+
+    from smss.store.database import utcnow
+
+    wait = poll
+    next_due = queue.next_due(conn)
+    if next_due is not None:
+        wait = max(0.0, min(wait, (next_due - utcnow()).total_seconds()))
+    deadline = time.monotonic() + wait
+    while not stop.is_set() and not kicks.event.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        try:
+            if dispatcher.transport.wait(min(0.5, remaining)):
+                return
+        except SendFailed:
+            return  # the next pass finds out and reports it
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,384 @@
+"""One dispatcher pass: send what is due, bring in what arrived, apply delivery reports.
+
+The order of every step is what keeps messages safe:
+
+- A message is claimed (committed) before it is sent, marked "sending"
+  (committed) right before the transport gets it, and moved to ``sms`` in one
+  transaction after the transport confirmed.  If that last commit fails, the
+  outcome goes to a local journal that the next pass applies first, so a
+  database outage never makes a message go out twice.
+- Received messages are committed to ``rcv`` before they are deleted from
+  the device; a report is deleted only after it was applied.
+- Claims left by a dead pass are released; a claim whose send had started
+  counts as an attempt (that message may have gone out: the only duplicate
+  window, see the README).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Callable, List, Optional
+
+from smss.pidlock import pid_alive
+from smss.store import queue, received, sent, transports
+from smss.store.database import UNAVAILABLE_ERRORS, Connection, utcnow
+from smss.transports.base import (
+    DOWN,
+    OPERATOR,
+    PERMANENT,
+    InboundMessage,
+    SendFailed,
+    Transport,
+)
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseDown(Exception):
+    """The database failed mid-pass; the pass stops (outcomes are journaled)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_attempts: int = 5
+    batch_size: int = 20
+    retry_delay: float = 60.0
+    retry_max_delay: float = 3600.0
+    expire_after: float = 86400.0
+    claim_timeout: float = 900.0
+    rate_limit: int = 0  # messages per minute through this transport; 0: none
+    journal: str = ""  # file for outcomes that could not be committed
+
+    @classmethod
+    def from_config(cls, config) -> "Settings":
+        get = config.get
+        return cls(
+            max_attempts=get("dispatcher", "max_attempts"),
+            batch_size=get("dispatcher", "batch_size"),
+            retry_delay=get("dispatcher", "retry_delay"),
+            retry_max_delay=get("dispatcher", "retry_max_delay"),
+            expire_after=get("dispatcher", "expire_after"),
+            claim_timeout=get("dispatcher", "claim_timeout"),
+            rate_limit=get("modem", "rate_limit"),
+            journal=get("dispatcher", "lockfile") + ".journal",
+        )
+
+
+@dataclass
+class PassReport:
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    expired: int = 0
+    received: int = 0
+    reports: int = 0
+    recovered: int = 0
+    problem: Optional[str] = None  # why the pass ended early (transport down, PIN ...)
+    problem_kind: Optional[str] = None
+    new_rcv_ids: List[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Dispatcher:
+    def __init__(self, conn: Connection, transport: Transport, settings: Settings,
+                 on_received: Optional[Callable[[int, InboundMessage], None]] = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.conn = conn
+        self.transport = transport
+        self.settings = settings
+        self.on_received = on_received
+        self.sleep = sleep
+        self.owner = owner_id()
+        self._claimed: List[int] = []  # claimed by us and not yet finished
+        self._opened = False
+
+    # -- the pass
+
+    def run_pass(self) -> PassReport:
+        report = PassReport()
+        try:
+            self.replay_journal()
+            report.recovered = self.recover_abandoned()
+            report.expired = self.expire_old()
+            if not self._open(report):
+                return report
+            self.send_due(report)
+            if report.problem_kind in (None, PERMANENT):
+                self.receive(report)
+            self._save_state(report)
+        except DatabaseDown as exc:
+            report.problem, report.problem_kind = f"database unavailable: {exc}", DOWN
+        except UNAVAILABLE_ERRORS as exc:
+            report.problem, report.problem_kind = f"database unavailable: {exc}", DOWN
+        finally:
+            self._release_claims()
+        return report
+
+    def release_claims(self) -> None:
+        self._release_claims()
+
+    def close(self) -> None:
+        if self._opened:
+            self._opened = False
+            try:
+                self.transport.close()
+            except Exception as exc:  # noqa: BLE001 - closing must not hide the pass's outcome
+                log.warning("closing %s: %s", self.transport.name, exc)
+
+    def _open(self, report: PassReport) -> bool:
+        if self._opened:
+            return True
+        try:
+            self.transport.open()
+        except SendFailed as exc:
+            report.problem, report.problem_kind = exc.reason, exc.kind
+            log.error("%s unavailable: %s", self.transport.name, exc.reason)
+            self._save_state(report)
+            return False
+        self._opened = True
+        return True
+
+    # -- sending
+
+    def send_due(self, report: PassReport) -> None:
+        while True:
+            batch = queue.claim(self.conn, self.owner, self.settings.batch_size)
+            if not batch:
+                return
+            self._claimed = [message.id for message in batch]
+            for message in batch:
+                self._respect_rate_limit()
+                keep_going = self._send_one(message, report)
+                self._claimed.remove(message.id)
+                if not keep_going:
+                    return  # transport down or needs an operator: the rest stays queued
+            if len(batch) < self.settings.batch_size:
+                return
+
+    def _send_one(self, message: queue.Claimed, report: PassReport) -> bool:
+        attempts = message.attempts + 1
+        queue.mark_sending(self.conn, message.id)
+        try:
+            result = self.transport.send(message.phone, message.text)
+        except SendFailed as exc:
+            return self._failed(message, exc, attempts, report)
+        self._finish(message, sent.SENT, attempts, references=result.references)
+        report.sent += 1
+        log.info("sent %d to %s (%d part(s), refs %s)", message.id, message.phone,
+                 result.parts, ",".join(result.references) or "-")
+        return True
+
+    def _failed(self, message: queue.Claimed, exc: SendFailed, attempts: int,
+                report: PassReport) -> bool:
+        if exc.kind == PERMANENT or (exc.kind != OPERATOR and attempts >= self.settings.max_attempts
+                                     and (exc.kind != DOWN or exc.maybe_sent)):
+            self._finish(message, sent.FAILED, attempts, error=exc.reason,
+                         references=exc.sent_references)
+            report.failed += 1
+            log.warning("message %d to %s failed after %d attempt(s): %s", message.id,
+                        message.phone, attempts, exc.reason)
+            return True
+        if exc.kind in (DOWN, OPERATOR) and not exc.maybe_sent:
+            queue.release(self.conn, [message.id])  # not the message's fault: no attempt counted
+        else:
+            retry_at = utcnow() + timedelta(seconds=self._backoff(attempts))
+            queue.defer(self.conn, message.id, attempts, retry_at, exc.reason)
+            report.deferred += 1
+            log.info("message %d deferred (attempt %d): %s", message.id, attempts, exc.reason)
+        if exc.kind in (DOWN, OPERATOR):
+            report.problem, report.problem_kind = exc.reason, exc.kind
+            log.error("%s: %s; stopping this pass", self.transport.name, exc.reason)
+            return False
+        return True
+
+    def _backoff(self, attempts: int) -> float:
+        return min(self.settings.retry_delay * 2 ** (attempts - 1), self.settings.retry_max_delay)
+
+    def _finish(self, message: queue.Claimed, status: str, attempts: int, *,
+                references=(), error: Optional[str] = None) -> None:
+        """Move the message to ``sms``; journal the outcome if the database is gone."""
+        outcome = {"id": message.id, "status": status, "attempts": attempts,
+                   "references": list(references), "error": error,
+                   "transport": self.transport.name}
+        try:
+            self._apply(message, outcome)
+        except UNAVAILABLE_ERRORS as exc:
+            self._journal(outcome)
+            raise DatabaseDown(str(exc)) from exc
+
+    def _apply(self, message: queue.Claimed, outcome: dict) -> None:
+        with self.conn.transaction():
+            sent.record(
+                self.conn, message, outcome["status"], attempts=outcome["attempts"],
+                transport=outcome["transport"], references=outcome["references"],
+                error=outcome["error"],
+                track_delivery=self.transport.tracks_delivery and outcome["status"] == sent.SENT,
+            )
+            queue.delete(self.conn, message.id)
+
+    def _respect_rate_limit(self) -> None:
+        limit = self.settings.rate_limit
+        if limit <= 0:
+            return
+        while sent.recent_count(self.conn, self.transport.name,
+                                utcnow() - timedelta(seconds=60)) >= limit:
+            self.sleep(60.0 / limit)
+
+    def _release_claims(self) -> None:
+        """Give back what this pass still holds; a send that had started counts as an
+        attempt (the pass was interrupted in it: the message may have gone out)."""
+        if not self._claimed:
+            return
+        error = "pass interrupted while sending; the message may have been sent"
+        try:
+            for message_id in list(self._claimed):
+                queue.recover(self.conn, message_id, self.owner, error)
+                self._claimed.remove(message_id)
+        except UNAVAILABLE_ERRORS as exc:
+            log.warning("could not release %d claim(s), the next pass will: %s",
+                        len(self._claimed), exc)
+        self._claimed = []
+
+    # -- journal of outcomes the database did not take
+
+    def _journal(self, outcome: dict) -> None:
+        path = self.settings.journal
+        if not path:
+            log.error("no journal file: outcome of message %s is lost: %s", outcome["id"], outcome)
+            return
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(outcome) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        log.error("database unavailable: outcome of message %s kept in %s", outcome["id"], path)
+
+    def replay_journal(self) -> None:
+        path = self.settings.journal
+        if not path or not os.path.exists(path):
+            return
+        with open(path, encoding="utf-8") as handle:
+            outcomes = [json.loads(line) for line in handle if line.strip()]
+        for outcome in outcomes:
+            message = queue.get_claimed(self.conn, outcome["id"])
+            if message is None:
+                continue  # already applied
+            self._apply(message, outcome)
+            log.info("applied journaled outcome of message %s (%s)", outcome["id"],
+                     outcome["status"])
+        os.unlink(path)
+
+    # -- recovery and expiry
+
+    def recover_abandoned(self) -> int:
+        host = socket.gethostname()
+        deadline = utcnow() - timedelta(seconds=self.settings.claim_timeout)
+        recovered = 0
+        for message_id, claim in queue.claims(self.conn):
+            if claim.owner == self.owner:
+                continue
+            owner_host, _, pid = claim.owner.rpartition(":")
+            if owner_host == host and pid.isdigit():
+                abandoned = not pid_alive(int(pid), "check_and_send")
+            else:
+                abandoned = claim.claimed_at is None or claim.claimed_at < deadline
+            if not abandoned:
+                continue
+            error = "dispatcher died while sending; the message may have been sent"
+            if queue.recover(self.conn, message_id, claim.owner, error):
+                recovered += 1
+                if claim.started:
+                    log.warning("message %d: %s (claim of %s)", message_id, error, claim.owner)
+                else:
+                    log.info("message %d: released abandoned claim of %s", message_id,
+                             claim.owner)
+        return recovered
+
+    def expire_old(self) -> int:
+        if self.settings.expire_after <= 0:
+            return 0
+        cutoff = utcnow() - timedelta(seconds=self.settings.expire_after)
+        count = 0
+        for message in queue.expired(self.conn, cutoff, 1000):
+            error = message.last_error or "not sent in time"
+            with self.conn.transaction():
+                sent.record(self.conn, message, sent.EXPIRED, attempts=message.attempts,
+                            error=f"expired: {error}")
+                queue.delete(self.conn, message.id)
+            count += 1
+            log.warning("message %d to %s expired: %s", message.id, message.phone, error)
+        return count
+
+    # -- receiving
+
+    def receive(self, report: PassReport) -> None:
+        try:
+            inbox = self.transport.fetch()
+        except SendFailed as exc:
+            report.problem, report.problem_kind = exc.reason, exc.kind
+            log.error("%s: cannot read received messages: %s", self.transport.name, exc.reason)
+            return
+        for message in inbox.messages:
+            incoming = received.Incoming(
+                message.phone, message.text, message.sent_at, message.parts, message.smsc,
+                self.transport.name, message.raw_pdu, message.error,
+            )
+            with self.conn.transaction():
+                rcv_id = received.insert(self.conn, incoming)
+            report.received += 1
+            report.new_rcv_ids.append(rcv_id)
+            log.info("received %d from %s (%d part(s))%s", rcv_id, message.phone, message.parts,
+                     f": {message.error}" if message.error else "")
+            self._delete(message.handles)
+            if self.on_received is not None:
+                self.on_received(rcv_id, message)
+        for delivery in inbox.reports:
+            with self.conn.transaction():
+                update = sent.report(self.conn, self.transport.name, delivery.reference,
+                                     delivery.delivered, delivery.status_code)
+            report.reports += 1
+            if update is None:
+                log.info("delivery report for unknown reference %s (status %d)",
+                         delivery.reference, delivery.status_code)
+            else:
+                log.info("delivery report: message %d part %d -> %s", update.sms_id,
+                         update.part, update.message_delivery)
+            self._delete(delivery.handles)
+
+    def _delete(self, handles) -> None:
+        if not handles:
+            return
+        try:
+            self.transport.delete(handles)
+        except SendFailed as exc:
+            # stored already; the next pass finds it again and must not store it twice:
+            # that is the transport's duty (it remembers deleted-but-failed handles) or,
+            # for a modem, the message is simply stored again (rare, logged).
+            log.error("%s: could not delete %s: %s", self.transport.name, handles, exc.reason)
+
+    def _save_state(self, report: PassReport) -> None:
+        state = self.transport.state() if self._opened else None
+        try:
+            transports.save(
+                self.conn, self.transport.name,
+                "ok" if report.ok else (report.problem_kind or "error"),
+                signal_dbm=state.signal_dbm if state else None,
+                registration=state.registration if state else None,
+                operator=state.operator if state else None,
+                error=report.problem,
+            )
+        except UNAVAILABLE_ERRORS as exc:
+            log.warning("could not save transport state: %s", exc)
+

@@ -1,0 +1,63 @@
+"""All SQL on ``rcv`` (what came in)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Optional
+
+from smss.store.database import Connection, as_datetime, utcnow
+
+
+@dataclass(frozen=True)
+class Incoming:
+    phone: str
+    text: str
+    sent_at: Optional[datetime] = None  # the sender's (SMSC) timestamp, UTC
+    parts: int = 1
+    smsc: str = ""
+    transport: str = ""
+    raw_pdu: Optional[str] = None  # kept when the PDU could not be decoded
+    error: Optional[str] = None
+
+
+def insert(conn: Connection, message: Incoming) -> int:
+    """Store one received message in the caller's transaction; returns its id."""
+    cursor = conn.execute(
+        "INSERT INTO rcv (phone, text, received_at, sent_at, parts, smsc, transport, raw_pdu,"
+        " error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (message.phone, message.text, utcnow(), message.sent_at, message.parts, message.smsc,
+         message.transport, message.raw_pdu, message.error[:255] if message.error else None),
+    )
+    rcv_id = int(cursor.lastrowid)
+    cursor.close()
+    return rcv_id
+
+
+def set_handler_status(conn: Connection, rcv_id: int, status: int) -> None:
+    with conn.transaction():
+        conn.execute("UPDATE rcv SET handler_status = ? WHERE id = ?", (status, rcv_id)).close()
+
+
+def get(conn: Connection, rcv_id: int) -> Optional[dict]:
+    row = conn.read().query_one(
+        "SELECT id, phone, text, received_at, sent_at, parts, smsc, transport, raw_pdu, error,"
+        " handler_status FROM rcv WHERE id = ?",
+        (rcv_id,),
+    )
+    if row is None:
+        return None
+    keys = ("id", "phone", "text", "received_at", "sent_at", "parts", "smsc", "transport",
+            "raw_pdu", "error", "handler_status")
+    return dict(zip(keys, row))
+
+
+def count(conn: Connection) -> int:
+    row = conn.read().query_one("SELECT COUNT(*) FROM rcv")
+    return int(row[0]) if row else 0
+
+
+def last_received(conn: Connection) -> Optional[datetime]:
+    row = conn.read().query_one("SELECT MAX(received_at) FROM rcv")
+    return as_datetime(row[0]) if row else None
+

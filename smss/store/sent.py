@@ -1,0 +1,138 @@
+"""All SQL on ``sms`` (what was sent or finally failed) and ``sms_part`` (its parts).
+
+A message leaves the queue with ``record`` and ``smss.store.queue.delete`` in
+one transaction.  Delivery reports find their part by the transport's
+message reference (the newest part with that reference: modem references
+wrap at 255), and a message is delivered when every part is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import List, Optional, Sequence
+
+from smss.store.database import Connection, as_datetime, utcnow
+from smss.store.queue import Claimed
+
+SENT, FAILED, EXPIRED = "sent", "failed", "expired"
+PENDING, DELIVERED, UNDELIVERED = "pending", "delivered", "failed"
+
+# A report older than this cannot belong to a part: the reference has wrapped since.
+REFERENCE_WINDOW = timedelta(days=3)
+
+
+def record(conn: Connection, message: Claimed, status: str, *, attempts: int,
+           transport: str = "", references: Sequence[str] = (), error: Optional[str] = None,
+           track_delivery: bool = False) -> None:
+    """Write the ``sms`` row (and one ``sms_part`` row per reference), in the caller's
+    transaction."""
+    now = utcnow()
+    delivery = PENDING if (track_delivery and references) else None
+    conn.execute(
+        "INSERT INTO sms (id, phone, text, status, sent_at, parts, client, route, created_at,"
+        " attempts, transport, refs, error, delivery) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (message.id, message.phone, message.text, status, now, message.parts, message.client,
+         message.route, message.created_at, attempts, transport, ",".join(references)[:255],
+         error[:255] if error else None, delivery),
+    ).close()
+    if references:
+        conn.executemany(
+            "INSERT INTO sms_part (sms_id, part, transport, reference, sent_at, delivery)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(message.id, number, transport, str(reference), now, delivery)
+             for number, reference in enumerate(references, 1)],
+        ).close()
+
+
+@dataclass(frozen=True)
+class DeliveryUpdate:
+    sms_id: int
+    part: int
+    message_delivery: Optional[str]  # the whole message's state after this report
+
+
+def report(conn: Connection, transport: str, reference: str, delivered: Optional[bool],
+           status_code: int, reported_at: Optional[datetime] = None) -> Optional[DeliveryUpdate]:
+    """Apply a delivery report to its part, in the caller's transaction.
+
+    ``delivered``: True, False (final failure), or None (still trying: recorded,
+    the message stays pending).  Returns None when no part matches.
+    """
+    now = reported_at or utcnow()
+    row = conn.query_one(
+        "SELECT sms_id, part FROM sms_part WHERE transport = ? AND reference = ?"
+        " AND sent_at >= ? ORDER BY sent_at DESC, sms_id DESC LIMIT 1",
+        (transport, str(reference), now - REFERENCE_WINDOW),
+    )
+    if row is None:
+        return None
+    sms_id, part = int(row[0]), int(row[1])
+    state = PENDING if delivered is None else (DELIVERED if delivered else UNDELIVERED)
+    conn.execute(
+        "UPDATE sms_part SET delivery = ?, status_code = ?, reported_at = ?"
+        " WHERE sms_id = ? AND part = ?",
+        (state, status_code, now, sms_id, part),
+    ).close()
+    states = [r[0] for r in conn.query("SELECT delivery FROM sms_part WHERE sms_id = ?",
+                                        (sms_id,))]
+    if UNDELIVERED in states:
+        whole = UNDELIVERED
+    elif all(s == DELIVERED for s in states):
+        whole = DELIVERED
+    else:
+        whole = PENDING
+    conn.execute(
+        "UPDATE sms SET delivery = ?, delivered_at = ? WHERE id = ?",
+        (whole, now if whole == DELIVERED else None, sms_id),
+    ).close()
+    return DeliveryUpdate(sms_id, part, whole)
+
+
+def get(conn: Connection, sms_id: int) -> Optional[dict]:
+    row = conn.read().query_one(
+        "SELECT id, phone, text, status, sent_at, parts, attempts, transport, refs, error,"
+        " delivery, delivered_at, created_at, client FROM sms WHERE id = ?",
+        (sms_id,),
+    )
+    if row is None:
+        return None
+    keys = ("id", "phone", "text", "status", "sent_at", "parts", "attempts", "transport",
+            "refs", "error", "delivery", "delivered_at", "created_at", "client")
+    return dict(zip(keys, row))
+
+
+def recent_count(conn: Connection, transport: str, since: datetime) -> int:
+    """Messages this transport sent since ``since`` (for the per-SIM rate limit)."""
+    row = conn.read().query_one(
+        "SELECT COUNT(*) FROM sms WHERE transport = ? AND status = ? AND sent_at >= ?",
+        (transport, SENT, since),
+    )
+    return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True)
+class SentStats:
+    by_status: dict
+    last_sent: Optional[datetime]
+    last_failure: Optional[tuple]  # (when, phone, error)
+
+
+def stats(conn: Connection) -> SentStats:
+    conn.read()
+    by_status = {r[0]: int(r[1]) for r in
+                 conn.query("SELECT status, COUNT(*) FROM sms GROUP BY status")}
+    last = conn.query_one("SELECT MAX(sent_at) FROM sms WHERE status = ?", (SENT,))
+    failure = conn.query_one(
+        "SELECT sent_at, phone, error FROM sms WHERE status <> ? ORDER BY sent_at DESC LIMIT 1",
+        (SENT,),
+    )
+    return SentStats(
+        by_status,
+        as_datetime(last[0]) if last else None,
+        (as_datetime(failure[0]), failure[1], failure[2]) if failure else None,
+    )
+
+
+def rows_for(conn: Connection, ids: Sequence[int]) -> List[dict]:
+    return [r for r in (get(conn, i) for i in ids) if r is not None]

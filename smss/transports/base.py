@@ -1,0 +1,112 @@
+"""The one interface between the dispatcher and whatever sends SMS.
+
+A transport (the AT modem, an SMPP link, a GoIP or Yeastar gateway) opens,
+sends one message at a time, lists what came in, deletes what was stored,
+and tells its state.  When a send fails it raises ``SendFailed`` with one of
+four kinds, and the dispatcher needs nothing else to decide:
+
+- ``PERMANENT``: this message will never go: fail it.
+- ``TEMPORARY``: this message may go later: count an attempt, back off.
+- ``DOWN``: the transport is unusable now (link lost, no network, timeout):
+  keep every message, end the pass.
+- ``OPERATOR``: a person must act (PIN, PUK, no SIM): keep every message, end
+  the pass, say so loudly.
+
+``maybe_sent`` marks a failure after which the message may still have been
+sent (a timeout after the PDU went out): it counts as an attempt.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import List, Optional, Sequence, Tuple
+
+PERMANENT, TEMPORARY, DOWN, OPERATOR = "permanent", "temporary", "down", "operator"
+
+
+class SendFailed(Exception):
+    def __init__(self, kind: str, reason: str, *, maybe_sent: bool = False,
+                 sent_references: Sequence[str] = ()) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.maybe_sent = maybe_sent
+        self.sent_references = tuple(sent_references)
+
+
+@dataclass(frozen=True)
+class Sent:
+    references: Tuple[str, ...]  # one per part, as the transport names them
+    parts: int
+    encoding: str = ""
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    handles: Tuple  # what ``delete`` needs to remove every part from the device
+    phone: str
+    text: str
+    sent_at: Optional[datetime] = None  # sender's timestamp, naive UTC
+    parts: int = 1
+    smsc: str = ""
+    raw_pdu: Optional[str] = None  # an undecodable message is stored raw
+    error: Optional[str] = None
+    message_class: Optional[int] = None
+    references: Tuple[int, ...] = ()  # concatenation reference of each part, for hooks
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    handles: Tuple
+    reference: str
+    delivered: Optional[bool]  # None: the network is still trying
+    status_code: int
+    recipient: str = ""
+
+
+@dataclass
+class Inbox:
+    messages: List[InboundMessage] = field(default_factory=list)
+    reports: List[DeliveryReport] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TransportState:
+    signal_dbm: Optional[int] = None
+    registration: Optional[str] = None
+    operator: Optional[str] = None
+
+
+class Transport(abc.ABC):
+    name: str = "transport"
+    tracks_delivery: bool = False
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect and initialise; raises SendFailed (DOWN or OPERATOR) when it cannot."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def send(self, phone: str, text: str) -> Sent:
+        """Send one message (all its parts); raises SendFailed."""
+
+    def fetch(self) -> Inbox:
+        """What came in and is waiting to be stored."""
+        return Inbox()
+
+    def delete(self, handles: Sequence) -> None:
+        """Remove stored items after they were committed."""
+        return None
+
+    def state(self) -> TransportState:
+        return TransportState()
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds; True when something arrived (for --loop)."""
+        time.sleep(timeout)
+        return False

@@ -1,0 +1,210 @@
+"""The AT modem as a transport: ``ModemSession`` behind the dispatcher's interface.
+
+Maps modem errors to the four kinds the dispatcher acts on, turns the SIM's
+stored messages into whole inbound messages (multipart ones reassembled; an
+undecodable PDU kept raw so it can be stored and removed), and status reports
+(stored on the SIM or routed as +CDS) into delivery reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Callable, List, Optional, Sequence
+
+from smss.gsm.pdu import Deliver, StatusReport
+from smss.gsm.reassembly import reassemble
+from smss.modem.errors import LinkDown, ModemError, ModemTimeout, NoNetwork, SimError
+from smss.modem.session import ModemSession, ModemSettings
+from smss.transports.base import (
+    DOWN,
+    OPERATOR,
+    PERMANENT,
+    TEMPORARY,
+    DeliveryReport,
+    InboundMessage,
+    Inbox,
+    SendFailed,
+    Sent,
+    Transport,
+    TransportState,
+)
+
+log = logging.getLogger(__name__)
+
+
+def failure(exc: ModemError) -> SendFailed:
+    """The dispatcher's view of a modem error."""
+    if isinstance(exc, SimError):
+        kind = OPERATOR
+    elif isinstance(exc, (LinkDown, ModemTimeout, NoNetwork)):
+        kind = DOWN
+    elif exc.permanent:
+        kind = PERMANENT
+    else:
+        kind = TEMPORARY
+    return SendFailed(kind, str(exc), maybe_sent=exc.pdu_sent is True,
+                      sent_references=[str(r) for r in exc.sent_references if r is not None])
+
+
+def _utc(moment: Optional[datetime]) -> Optional[datetime]:
+    if moment is None:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+class ModemTransport(Transport):
+    def __init__(self, settings: ModemSettings, name: str = "",
+                 multipart_timeout: float = 86400.0,
+                 session_factory: Callable[[ModemSettings], ModemSession] = ModemSession,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self.settings = settings
+        self.name = name or f"modem:{settings.device}"
+        self.tracks_delivery = settings.status_reports
+        self.multipart_timeout = timedelta(seconds=multipart_timeout)
+        self._factory = session_factory
+        self._clock = clock
+        self.session: Optional[ModemSession] = None
+
+    @classmethod
+    def from_config(cls, config) -> "ModemTransport":
+        if not config.get("modem", "device"):
+            raise SendFailed(OPERATOR, "no modem configured: set [modem] device")
+        return cls(ModemSettings.from_config(config), config.get("modem", "name"),
+                   config.get("dispatcher", "multipart_timeout"))
+
+    def _session(self) -> ModemSession:
+        if self.session is None:
+            raise SendFailed(DOWN, "modem not open")
+        return self.session
+
+    def open(self) -> None:
+        session = self._factory(self.settings)
+        try:
+            session.open()
+        except ModemError as exc:
+            session.close()
+            raise failure(exc) from exc
+        self.session = session
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    def send(self, phone: str, text: str) -> Sent:
+        try:
+            result = self._session().send(phone, text)
+        except ModemError as exc:
+            raise failure(exc) from exc
+        references = tuple("" if r is None else str(r) for r in result.references)
+        return Sent(references, result.parts, result.encoding)
+
+    def fetch(self) -> Inbox:
+        session = self._session()
+        try:
+            stored = session.list_stored()
+            routed_reports = session.take_status_reports()
+        except ModemError as exc:
+            raise failure(exc) from exc
+        inbox = Inbox()
+        delivers = []
+        for item in stored:
+            decoded = item.decoded
+            if isinstance(decoded, Deliver):
+                delivers.append((item.index, decoded))
+            elif isinstance(decoded, StatusReport):
+                inbox.reports.append(self._report(decoded, (item.index,)))
+            elif decoded is None:
+                inbox.messages.append(InboundMessage(
+                    handles=(item.index,), phone="", text="", raw_pdu=item.pdu_hex,
+                    error=f"undecodable PDU: {item.error}"))
+            # a stored SMS-SUBMIT is an outgoing draft someone else put there: leave it
+        complete, leftovers = reassemble(delivers)
+        for message in complete:
+            first = self._first_part(delivers, message.handles)
+            inbox.messages.append(InboundMessage(
+                handles=tuple(message.handles), phone=message.sender, text=message.text,
+                sent_at=_utc(message.timestamp), parts=message.parts,
+                smsc=first.smsc if first else "",
+                message_class=first.message_class if first else None,
+                references=(first.concat.reference,) if first and first.concat else (),
+            ))
+        inbox.messages.extend(self._overdue(leftovers))
+        for report in routed_reports:
+            inbox.reports.append(self._report(report, ()))
+        return inbox
+
+    @staticmethod
+    def _first_part(delivers, handles) -> Optional[Deliver]:
+        wanted = set(handles)
+        return next((d for index, d in delivers if index in wanted), None)
+
+    def _overdue(self, leftovers) -> List[InboundMessage]:
+        """Parts whose siblings never came: stored as they are once they waited too long."""
+        groups: dict = {}
+        for index, deliver in leftovers:
+            concat = deliver.concat
+            key = (deliver.sender, concat.reference if concat else None,
+                   concat.total if concat else 1)
+            groups.setdefault(key, []).append((index, deliver))
+        now = self._clock()
+        messages = []
+        for (sender, _, total), parts in groups.items():
+            oldest = min(d.timestamp for _, d in parts)
+            if now - oldest < self.multipart_timeout:
+                continue
+            parts.sort(key=lambda item: item[1].concat.sequence if item[1].concat else 0)
+            text = " [...] ".join(d.text for _, d in parts)
+            have = len({d.concat.sequence for _, d in parts if d.concat})
+            messages.append(InboundMessage(
+                handles=tuple(index for index, _ in parts), phone=sender, text=text,
+                sent_at=_utc(oldest), parts=have, smsc=parts[0][1].smsc,
+                error=f"incomplete: {have} of {total} parts arrived"))
+        return messages
+
+    @staticmethod
+    def _report(report: StatusReport, handles) -> DeliveryReport:
+        if report.delivered:
+            delivered: Optional[bool] = True
+        elif report.final:
+            delivered = False
+        else:
+            delivered = None
+        return DeliveryReport(handles, str(report.reference), delivered, report.status,
+                              report.recipient)
+
+    def delete(self, handles: Sequence) -> None:
+        session = self._session()
+        for index in handles:
+            try:
+                session.delete(int(index))
+            except ModemError as exc:
+                raise failure(exc) from exc
+
+    def state(self) -> TransportState:
+        if self.session is None:
+            return TransportState()
+        try:
+            status = self.session.status()
+        except ModemError as exc:
+            log.info("modem status unavailable: %s", exc)
+            return TransportState()
+        return TransportState(status.signal_dbm, status.registration, status.operator)
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep until +CMTI / +CDSI / +CDS announces something, or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.session is not None and self.session.take_unsolicited(["+CMTI", "+CDSI"]):
+                    return True
+            except ModemError as exc:
+                raise failure(exc) from exc
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(0.2, remaining))
