@@ -203,3 +203,14 @@ def test_fault_validation():
     with pytest.raises(ValueError):
         faults.set("noise", probability=2)
     assert faults.set("cms_error")["count"] == 1
+
+
+def test_noise_at_intervals_without_commands():
+    h = ModemHarness(echo=False)
+    h.modem.set_fault("noise", probability=0.0, lines=["^BOOT:1,0,0,0,72"], interval=10)
+    h.time.advance(25)
+    assert h.take().decode() == "\r\n^BOOT:1,0,0,0,72\r\n" * 2
+    h.modem.clear_fault("noise")
+    h.time.advance(30)
+    assert h.take() == b""
+    assert h.at("AT") == OK

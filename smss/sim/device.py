@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from smss.sim import charset, commands_basic, commands_sms, inbound, records
 from smss.sim.atparse import Command
 from smss.sim.faults import Faults
-from smss.sim.results import AtError, cme, cms
+from smss.sim.results import AtError, cme, cms, plain
 from smss.sim.session import Session, StopInput
 from smss.sim.settings import AtSettings, SimConfig
 from smss.sim.simcard import BLOCKED, READY, SIM_PIN, SIM_PUK, SimCard
@@ -165,7 +165,7 @@ class Modem:
             log.info("%s: unknown AT command %s (%s %r)", session.label, command.label,
                      command.kind, command.args)
             self.unknown.append(command.label)
-            raise AtError("plain")
+            raise plain()
         return handler(session, command)
 
     def hung(self) -> bool:
@@ -386,12 +386,26 @@ class Modem:
                 self.sim.require_pin(result["pin"])
             elif name == "hang" and result["at"] == "now":
                 self._hung = True
+            elif name == "noise" and result["interval"]:
+                self._schedule_noise(result["interval"])
             elif name == "drop" and result["at"] == "now":
                 self.faults.clear("drop")
                 for session in list(self.sessions):
                     session.drop_link("drop fault")
             self._announce_registration(was_registered)
             return result
+
+    def _schedule_noise(self, interval: float) -> None:
+        """Unprompted noise lines every ``interval`` seconds while that fault stays set."""
+        fault = self.faults.get("noise")
+
+        def tick() -> None:
+            if self.faults.get("noise") is not fault:
+                return  # cleared or replaced
+            self.broadcast([self.rng.choice(fault["lines"])])
+            self.schedule(interval, tick)
+
+        self.schedule(interval, tick)
 
     def clear_fault(self, name: Optional[str] = None) -> None:
         with self.lock:

@@ -10,17 +10,18 @@ Faults and their parameters:
   the body / at the network, like a rejection; any other command at once).
 - ``drop``       at="now"|"command"|"body"|"after_send", command=None, count=1:
   the link goes down (TCP closed, pty hung up) right away, when the next
-  command line arrives (optionally only that command), when an AT+CMGS body
-  arrives (nothing sent) or after the message went out but before +CMGS: is
-  answered.
+  command line arrives (optionally only that command), when a message is
+  about to go out (AT+CMGS body, AT+CMSS; nothing sent) or after it went out
+  but before +CMGS: / +CMSS: is answered.
 - ``hang``       at="now"|"body": the modem stops answering (input is swallowed)
-  until the fault is cleared; "body" hangs once an AT+CMGS body arrives.
+  until the fault is cleared; "body" hangs when a message is about to go out.
 - ``no_network`` stat=0: +CREG stat (0 not registered, 2 searching, 3 denied);
   sends fail with +CMS ERROR: 331.
 - ``sim_full``   storing fails with +CMS ERROR: 322; inbound SMS wait in the
   network (no +CMTI) until space is free again.
-- ``noise``      probability=0.3, lines=[...], count=None: unsolicited and garbage
-  lines between and inside answers and inside the AT+CMGS exchange.
+- ``noise``      probability=0.3, lines=[...], count=None, interval=None: unsolicited
+  and garbage lines between and inside answers and inside the AT+CMGS exchange;
+  with ``interval`` (seconds) also one line that often while nobody asks.
 - ``pin_required`` pin=None: the SIM asks for its PIN again (as after a restart);
   the fault ends when the right PIN is entered.
 """
@@ -52,7 +53,7 @@ _SPEC: Dict[str, Dict[str, Any]] = {
     "hang": {"at": "now"},
     "no_network": {"stat": 0},
     "sim_full": {},
-    "noise": {"probability": 0.3, "lines": DEFAULT_NOISE, "count": None},
+    "noise": {"probability": 0.3, "lines": DEFAULT_NOISE, "count": None, "interval": None},
     "pin_required": {"pin": None},
 }
 
@@ -106,6 +107,10 @@ class Faults:
             merged["lines"] = tuple(str(line) for line in merged["lines"])
             if not merged["lines"]:
                 raise ValueError("fault noise: lines must not be empty")
+            if merged["interval"] is not None:
+                merged["interval"] = float(merged["interval"])
+                if merged["interval"] <= 0:
+                    raise ValueError("fault noise: interval must be positive")
         if name == "drop" and merged["command"] is not None:
             merged["command"] = str(merged["command"]).upper()
         self._active[name] = merged

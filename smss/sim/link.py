@@ -170,14 +170,20 @@ class StreamLink:
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
+        waited = 0.0
         while view:
+            if self._stopping.is_set():
+                return
             try:
-                _, writable, _ = select.select([], [self.fileno()], [], WRITE_TIMEOUT)
+                _, writable, _ = select.select([], [self.fileno()], [], POLL)
             except (OSError, ValueError):
                 return
             if not writable:
-                log.warning("%s: peer not reading, %d bytes dropped", self.label, len(view))
-                return
+                waited += POLL
+                if waited >= WRITE_TIMEOUT:
+                    log.warning("%s: peer not reading, %d bytes dropped", self.label, len(view))
+                    return
+                continue
             try:
                 sent = self.write_some(bytes(view))
             except BlockingIOError:
