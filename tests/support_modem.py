@@ -139,24 +139,24 @@ class ScriptedModem:
     def _read(self) -> Optional[bytes]:
         """Bytes from the driver; b"" when nothing came; None when the connection is gone."""
         if self._server is not None:
-            if self._conn is None:
+            conn = self._conn
+            if conn is None:
                 ready, _, _ = select.select([self._server], [], [], 0.05)
                 if ready:
                     self._conn, _ = self._server.accept()
                     self.connections += 1
                 return b""
             try:
-                ready, _, _ = select.select([self._conn], [], [], 0.05)
+                ready, _, _ = select.select([conn], [], [], 0.05)
                 if not ready:
                     return b""
-                data = self._conn.recv(4096)
-            except (OSError, ValueError):
+                data = conn.recv(4096)
+            except (OSError, ValueError):  # closed under our feet by drop()
                 data = b""
             if not data:
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = None
-                return b""
+                conn.close()
+                if self._conn is conn:
+                    self._conn = None
             return data
         if self._master < 0:
             return None

@@ -71,13 +71,16 @@ class AtEngine:
         on_unsolicited: Optional[Callable[[Unsolicited], None]] = None,
         max_unsolicited: int = 1000,
         resync_attempts: int = 3,
+        unsolicited: Optional[Deque[Unsolicited]] = None,
     ) -> None:
         self.link = link
         self.parser = AtParser()
         self.clock = clock
         self.on_unsolicited = on_unsolicited
         self.resync_attempts = resync_attempts
-        self._unsolicited: Deque[Unsolicited] = deque(maxlen=max_unsolicited)
+        self._unsolicited: Deque[Unsolicited] = (
+            deque(maxlen=max_unsolicited) if unsolicited is None else unsolicited
+        )
         self._backlog: Deque[Event] = deque()
         self.needs_resync = False
 
