@@ -98,3 +98,16 @@ def test_the_client_file_runs_alone_on_python(version, tmp_path):
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == b"OK 41\n"
     assert peer.received == ["#+420608337726;Příliš".encode()]
+
+
+def test_the_systemd_notify_unit_is_valid(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    template = os.path.join(os.path.dirname(WINDOWS_DIR), "systemd", "smss-notify@.service")
+    instance = tmp_path / "smss-notify@backup.service.service"
+    shutil.copy(template, instance)
+    completed = subprocess.run([analyze, "verify", "--man=no", str(instance)],
+                               capture_output=True, text=True, timeout=SAFETY_TIMEOUT)
+    assert completed.returncode == 0, completed.stderr
+    assert "smss-notify" not in completed.stderr, completed.stderr  # no warning about it
