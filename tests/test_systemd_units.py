@@ -1,0 +1,74 @@
+"""The units in systemd/ pass `systemd-analyze verify` and keep their promises."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import shutil
+import subprocess
+
+import pytest
+from conftest import REPO
+
+UNITS = ["smss.service", "check_and_send.service", "check_and_send.timer",
+         "check_and_send-loop.service"]
+ANALYZE = shutil.which("systemd-analyze")
+
+
+def installed_copy(tmp_path, name: str, text: str = "") -> str:
+    """The unit with ExecStart pointing at the commands installed here."""
+    source = text or open(os.path.join(REPO, "systemd", name), encoding="utf-8").read()
+    for command in ("smss", "check_and_send"):
+        source = source.replace(f"/usr/local/bin/{command} ", f"{shutil.which(command)} ")
+    path = tmp_path / name
+    path.write_text(source)
+    return str(path)
+
+
+def verify(paths) -> subprocess.CompletedProcess:
+    return subprocess.run([ANALYZE, "verify", *paths], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.skipif(ANALYZE is None and not os.environ.get("CI"),
+                    reason="systemd-analyze is not installed (Debian package systemd)")
+def test_units_verify_clean(tmp_path):
+    result = verify([installed_copy(tmp_path, name) for name in UNITS])
+    assert result.returncode == 0 and result.stdout + result.stderr == "", result.stderr
+
+
+@pytest.mark.skipif(ANALYZE is None and not os.environ.get("CI"),
+                    reason="systemd-analyze is not installed (Debian package systemd)")
+def test_verify_catches_a_broken_unit(tmp_path):
+    text = open(os.path.join(REPO, "systemd", "smss.service"), encoding="utf-8").read()
+    broken = installed_copy(tmp_path, "smss.service", text.replace("Type=simple", "Type=bogus"))
+    assert "bogus" in verify([broken]).stderr
+
+
+def unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read(os.path.join(REPO, "systemd", name))
+    return parser
+
+
+def test_spooler_runs_in_the_foreground_unprivileged_with_hardening():
+    service = unit("smss.service")["Service"]
+    assert service["ExecStart"].endswith(" run")
+    assert service["User"] == "smss" and service["SupplementaryGroups"] == "dialout"
+    assert service["RuntimeDirectory"] == "smss"
+    for key in ("NoNewPrivileges", "ProtectSystem", "ProtectHome", "PrivateTmp"):
+        assert key in service
+
+
+def test_timer_runs_the_pass_every_minute():
+    assert unit("check_and_send.timer")["Timer"]["OnCalendar"] == "minutely"
+    assert unit("check_and_send.service")["Service"]["Type"] == "oneshot"
+    assert unit("check_and_send-loop.service")["Service"]["ExecStart"].endswith("--loop")
+
+
+def test_cron_example_runs_every_minute_as_smss():
+    lines = [line.split() for line in open(os.path.join(REPO, "systemd", "smss.cron"))
+             if line.strip() and not line.startswith("#") and "=" not in line.split()[0]]
+    assert lines == [["*", "*", "*", "*", "*", "smss", "/usr/local/bin/check_and_send", "-c",
+                      "/etc/smss/smss.conf"]]
