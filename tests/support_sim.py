@@ -93,6 +93,8 @@ def _subprocess_simulator(pin, latency, capacity, path, tcp, config) -> Iterator
         command += ["--pty", path]
     if not tcp:
         command.append("--no-tcp")
+    for key, value in config.items():
+        command += ["--set", f"{key}={json.dumps(value)}"]
     process = _subprocess.Popen(command, stdout=_subprocess.PIPE, stderr=_subprocess.PIPE)
     try:
         ready, _, _ = select.select([process.stdout], [], [], 30)
@@ -104,8 +106,6 @@ def _subprocess_simulator(pin, latency, capacity, path, tcp, config) -> Iterator
         where = json.loads(line)
         control = ControlClient(where["control"])
         try:
-            if config:
-                control.configure(**config)
             yield SimHandle(where["url"], where["pty"], where["control"], control,
                             process=process)
         finally:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from support_sim import ModemHarness
 
 from smss.gsm import alphabet
@@ -551,3 +553,38 @@ def test_reset_restores_power_on_state():
     h.modem.reset()
     assert h.at("AT+CPIN?") == "\r\n+CPIN: SIM PIN\r\n" + OK
     assert h.modem.storages["SM"].used == 0 and h.modem.sent == []
+
+
+SCRIPT = (
+    b"ATE1\r\nAT+CMEE=1;+CMGF=0\rAT+CPMS?\r"
+    + b"AT+CMGS=%d\r%s\x1a" % (submit_hex().tpdu_length, submit_hex().hex.encode())
+    + b'AT+CMGF=1\rAT+CMGS="+420777000111"\rline\rnext\x1aAT+CMGS="1"\rx\x1bAT+CSQ\rA/AT+BAD\rAT\r'
+)
+
+
+def _run_script(chunks):
+    h = ModemHarness()
+    out = b"".join(h.feed(chunk) for chunk in chunks)
+    return out, [(s["number"], s["text"]) for s in h.modem.sent]
+
+
+def test_script_output():
+    out, sent = _run_script([SCRIPT])
+    assert sent == [("+420608337726", "Ahoj"), ("+420777000111", "line\nnext")]
+    assert out.count(b"\r\nOK\r\n") == 10 and out.count(b"+CSQ: 20,99") == 2
+    assert b'AT+CMGS="1"\r\r\n> x\r\nOK\r\n' in out  # ESC: cancelled, nothing sent
+    assert out.endswith(b"AT+BAD\r\r\nERROR\r\nAT\r\r\nOK\r\n")
+
+
+@given(st.lists(st.integers(min_value=1, max_value=len(SCRIPT) - 1), max_size=20))
+def test_script_split_anywhere_gives_the_same_output(cuts):
+    chunks, start = [], 0
+    for pos in sorted(set(cuts)):
+        chunks.append(SCRIPT[start:pos])
+        start = pos
+    chunks.append(SCRIPT[start:])
+    assert _run_script(chunks) == _run_script([SCRIPT])
+
+
+def test_script_one_byte_at_a_time():
+    assert _run_script([bytes([b]) for b in SCRIPT]) == _run_script([SCRIPT])

@@ -34,6 +34,17 @@ def _listen(text: str):
     return host or "127.0.0.1", int(port)
 
 
+def _setting(item: str):
+    """``KEY=VALUE`` with VALUE as JSON when it parses, else as a string."""
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise ValueError(f"--set takes KEY=VALUE, not {item!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smss-modem-sim",
@@ -57,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="+CSCS after reset (GSM, IRA, UCS2, 8859-1)")
     parser.add_argument("--ussd-encoding", choices=("gsm7", "ucs2", "text"), default="gsm7")
     parser.add_argument("--seed", type=int, help="seed for random faults and latency")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                        help="any other setting, e.g. --set status_report_delay=2 "
+                        "--set 'status_report_statuses=[48,0]' (repeatable)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     return parser
 
@@ -74,7 +88,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         config = SimConfig(pin=args.pin, capacity=args.capacity, latency=args.latency,
                            first_index=args.first_index, charset=args.charset,
                            ussd_encoding=args.ussd_encoding, seed=args.seed)
-        config.validate()
+        config.update(**dict(_setting(item) for item in args.set))
     except ValueError as exc:
         print(f"smss-modem-sim: {exc}", file=sys.stderr)
         return 2

@@ -131,6 +131,8 @@ class Session:
                 self._write(event.raw)
             self._prompt()
         elif isinstance(event, framing.Cancel):
+            if settings.echo:
+                self._write(event.raw.replace(b"\x1b", b""))
             self._body = None
             self._final_ok()
             self._release_backlog()
