@@ -30,6 +30,8 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
 FIRST_BACKOFF = 0.5  # seconds before the first retry; doubles after each one
 MAX_REPLY_LINE = 65536  # a longer reply line is not an smss server talking
+MAX_SECONDS = 86400  # the longest -t
+MAX_RETRIES = 1000
 
 # Characters that must not appear in a phone number given with -n: they would
 # end the record or start a new one.
@@ -293,8 +295,8 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0: {text}")
+    if not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {MAX_SECONDS}: {text}")
     return value
 
 
@@ -303,8 +305,8 @@ def _count(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
+    if not 0 <= value <= MAX_RETRIES:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_RETRIES}: {value}")
     return value
 
 

@@ -62,6 +62,8 @@ typedef size_t io_len;
 #define DEFAULT_RETRIES 3
 #define FIRST_BACKOFF 0.5 /* seconds before the first retry; doubles after each */
 #define MAX_REPLY_LINE 65536
+#define MAX_SECONDS 86400 /* the longest -t */
+#define MAX_RETRIES 1000
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
 
@@ -713,12 +715,12 @@ static int run(int argc, char **argv)
             char *end;
             value = option_value(argc, argv, &i, arg, namelen);
             timeout = strtod(value, &end);
-            if (!*value || *end || !(timeout > 0))
-                usage_error("not a number of seconds more than 0: '%s'", value);
+            if (!*value || *end || !(timeout > 0 && timeout <= MAX_SECONDS))
+                usage_error("not a number of seconds from 0 to %d: '%s'", MAX_SECONDS, value);
         } else if (matches(arg, "-r", "--retries", &namelen)) {
             value = option_value(argc, argv, &i, arg, namelen);
-            if (!parse_int(value, 0, 1000, &retries))
-                usage_error("not a number of retries: '%s'", value);
+            if (!parse_int(value, 0, MAX_RETRIES, &retries))
+                usage_error("not a number of retries from 0 to %d: '%s'", MAX_RETRIES, value);
         } else if (matches(arg, "-n", "--number", &namelen)) {
             value = option_value(argc, argv, &i, arg, namelen);
             while (*value == ' ' || *value == '\t')
