@@ -428,7 +428,7 @@ def build_payload(args: argparse.Namespace, parser: argparse.ArgumentParser,
     if not args.number:
         parser.error("nothing to send: give '#PHONE;TEXT' or -n PHONE -m TEXT")
     if args.message == "-" or (args.message is None and not _isatty(stdin)):
-        text = read_stdin_text(getattr(stdin, "buffer", stdin))
+        text = read_stdin_text(getattr(stdin, "buffer", stdin)) if stdin is not None else ""
         if not text:
             parser.error("no message text on stdin")
     elif args.message is None:

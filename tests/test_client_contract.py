@@ -300,6 +300,14 @@ def test_bad_usage_exits_2(client, args):
     assert result.stderr
 
 
+def test_a_closed_stdin_is_no_text(client):
+    command = ["sh", "-c", 'exec "$@" <&-', "sh", *client.command(["-n", "1", "-m", "-"])]
+    completed = subprocess.run(command, capture_output=True, env=client.environ(None),
+                               timeout=SAFETY_TIMEOUT)
+    assert completed.returncode == 2, completed
+    assert b"no message text on stdin" in completed.stderr
+
+
 def test_help(client):
     result = client.run(["-h"])
     assert result.status == 0, result
