@@ -33,8 +33,17 @@ def main(argv: Optional[List[str]] = None) -> int:
                         "or /etc/smss/smss.conf)")
     parser.add_argument("--version", action="version", version=f"smss {__version__}")
     parser.add_argument("command", choices=["run", "start", "stop", "restart", "status",
-                                            "migrate"])
+                                            "migrate", "demo"])
+    parser.add_argument("--dir", default="smss-demo",
+                        help="demo: folder for its configuration, queue and logs")
+    parser.add_argument("--port", type=int, default=2021, help="demo: TCP port of the server")
+    parser.add_argument("--control-port", type=int, default=2022,
+                        help="demo: control channel of the modem simulator")
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        from smss import demo
+
+        return demo.main(args.dir, args.port, args.control_port)
     try:
         config = load(args.config)
     except ConfigError as exc:

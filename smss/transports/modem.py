@@ -62,7 +62,7 @@ class ModemTransport(Transport):
                  session_factory: Callable[[ModemSettings], ModemSession] = ModemSession,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.settings = settings
-        self.name = name or f"modem:{settings.device}"
+        self.name = (name or f"modem:{settings.device}")[:128]
         self.tracks_delivery = settings.status_reports
         self.multipart_timeout = timedelta(seconds=multipart_timeout)
         self._factory = session_factory

@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS sms (
     route           VARCHAR(64)  NULL,
     created_at      DATETIME(6)  NOT NULL,
     attempts        INT UNSIGNED NOT NULL DEFAULT 0,
-    transport       VARCHAR(64)  NOT NULL DEFAULT '',
+    transport       VARCHAR(128) NOT NULL DEFAULT '',
     refs            VARCHAR(255) NOT NULL DEFAULT '',
     error           VARCHAR(255) NULL,
     delivery        VARCHAR(16)  NULL,
@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS sms (
 CREATE TABLE IF NOT EXISTS sms_part (
     sms_id          BIGINT UNSIGNED NOT NULL,
     part            SMALLINT UNSIGNED NOT NULL,
-    transport       VARCHAR(64)  NOT NULL,
+    transport       VARCHAR(128) NOT NULL,
     reference       VARCHAR(64)  NOT NULL,
     sent_at         DATETIME(6)  NOT NULL,
     delivery        VARCHAR(16)  NULL,
@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS rcv (
     sent_at         DATETIME(6)  NULL,
     parts           SMALLINT UNSIGNED NOT NULL DEFAULT 1,
     smsc            VARCHAR(32)  NOT NULL DEFAULT '',
-    transport       VARCHAR(64)  NOT NULL DEFAULT '',
+    transport       VARCHAR(128) NOT NULL DEFAULT '',
     raw_pdu         TEXT         NULL,
     error           VARCHAR(255) NULL,
     handler_status  INT          NULL,
@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS rcv (
 
 -- What each transport (modem, SMPP link ...) looked like at the end of its last pass.
 CREATE TABLE IF NOT EXISTS transport_status (
-    name            VARCHAR(64)  NOT NULL PRIMARY KEY,
+    name            VARCHAR(128) NOT NULL PRIMARY KEY,
     updated_at      DATETIME(6)  NOT NULL,
     state           VARCHAR(32)  NOT NULL DEFAULT '',
     signal_dbm      INT          NULL,
