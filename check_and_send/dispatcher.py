@@ -215,8 +215,10 @@ class Dispatcher:
                    "transport": self.transport.name}
         try:
             self._apply(message, outcome)
-        except UNAVAILABLE_ERRORS as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the send must not repeat
             self._journal(outcome)
+            if not isinstance(exc, UNAVAILABLE_ERRORS):
+                log.exception("could not record message %d", message.id)
             raise DatabaseDown(str(exc)) from exc
 
     def _apply(self, message: queue.Claimed, outcome: dict) -> None:
