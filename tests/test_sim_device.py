@@ -588,3 +588,11 @@ def test_script_split_anywhere_gives_the_same_output(cuts):
 
 def test_script_one_byte_at_a_time():
     assert _run_script([bytes([b]) for b in SCRIPT]) == _run_script([SCRIPT])
+
+
+def test_ussd_request_in_ucs2_charset_like_gammu_sends_it():
+    h = ModemHarness(echo=False, ussd_encoding="text")
+    h.at('AT+CSCS="UCS2"')
+    text, dcs = _ussd_answer(h, 'AT+CUSD=1,"002A0031003000300023",15')
+    assert dcs == 15
+    assert bytes.fromhex(text).decode("utf-16-be").startswith("Vas kredit je 123,45 Kc.")

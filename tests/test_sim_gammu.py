@@ -101,3 +101,12 @@ def test_gammu_enters_the_pin():
         assert handle.control.status()["sim"]["state"] == "READY"
         out = gammu(path, "getsecuritystatus").stdout
         assert "Nothing to enter" in out
+
+
+@pytest.mark.parametrize("encoding", ["text", "ucs2"])
+def test_getussd(sim, gammurc, encoding):
+    sim.control.configure(ussd_encoding=encoding,
+                          ussd_responses={"*100#": "Váš kredit je 123,45 Kč"})
+    out = gammu(gammurc, "getussd", "*100#").stdout
+    assert 'Service reply        : "Váš kredit je 123,45 Kč"' in out
+    assert sim.control.counts()["AT+CUSD"] >= 1

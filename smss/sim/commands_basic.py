@@ -283,10 +283,18 @@ def cscs(session, command):
 _USSD_CODE = re.compile(r"^[*#0-9]+$")
 
 
-def _ussd_request(text: str, dcs: int) -> str:
-    """The USSD string; Huawei-style modems take it as packed GSM-7 hex."""
+def _ussd_request(text: str, dcs: int, cscs: str) -> str:
+    """The USSD string: in the TE character set (27.007), or as packed GSM-7 hex the
+    way Huawei-style modems take it."""
     if _USSD_CODE.match(text):
         return text
+    if cscs == "UCS2":
+        try:
+            decoded = charset.decode(text.encode("latin-1"), "UCS2")
+        except charset.CharsetError:
+            decoded = ""
+        if _USSD_CODE.match(decoded):
+            return decoded
     if dcs == 15 and re.fullmatch(r"(?:[0-9A-Fa-f]{2})+", text):
         raw = bytes.fromhex(text)
         count = len(raw) * 8 // 7
@@ -334,7 +342,7 @@ def cusd(session, command):
     if not modem.registered():
         raise cme(30)
     dcs = integer(arg(values, 2), 0, 255, default=15)
-    code = _ussd_request(request, dcs)
+    code = _ussd_request(request, dcs, settings.cscs)
     answer = modem.config.ussd_responses.get(code, modem.config.ussd_unknown)
 
     def respond() -> None:
