@@ -103,9 +103,10 @@ def test_gammu_enters_the_pin():
         assert "Nothing to enter" in out
 
 
-@pytest.mark.parametrize("encoding", ["text", "ucs2"])
-def test_getussd(sim, gammurc, encoding):
-    sim.control.configure(ussd_encoding=encoding,
+def test_getussd(sim, gammurc):
+    """gammu sends the code in the UCS2 TE charset and reads the answer the same way.
+    (gammu then waits 10 s for more USSD traffic: this test is slow by gammu's choice.)"""
+    sim.control.configure(ussd_encoding="text",
                           ussd_responses={"*100#": "Váš kredit je 123,45 Kč"})
     out = gammu(gammurc, "getussd", "*100#").stdout
     assert 'Service reply        : "Váš kredit je 123,45 Kč"' in out
