@@ -53,7 +53,8 @@ _TEXT_STOP = re.compile(rb"[\\#\r\n]")
 _JUNK_STOP = re.compile(rb"[#\r\n]")
 _ESCAPES = {ord("#"): b"#", ord(";"): b";", ord("\\"): b"\\", ord("n"): b"\n", ord("r"): b"\r"}
 _EOL = (ord("\r"), ord("\n"))
-_BLANK = (ord("\r"), ord("\n"), ord(" "), ord("\t"))
+# between records; NUL because telnet sends CR NUL for a bare CR
+_BLANK = (ord("\r"), ord("\n"), ord(" "), ord("\t"), 0)
 
 
 def _legacy_handler_name(encoding: str) -> str:

@@ -124,11 +124,11 @@ class SpoolServer:
         try:
             if not self.limits.allows(address):
                 log.warning("refused %s: not in the allow list", address)
-                await self._refuse(writer, RecordError(FORBIDDEN, "client not allowed"))
+                await self._refuse(reader, writer, RecordError(FORBIDDEN, "client not allowed"))
                 return
             if self.active >= self.limits.max_connections:
                 log.warning("refused %s: %d connections already open", address, self.active)
-                await self._refuse(writer, RecordError(UNAVAILABLE, "too many connections"))
+                await self._refuse(reader, writer, RecordError(UNAVAILABLE, "too many connections"))
                 return
             self.active += 1
             log.debug("%s: connected (%d open)", address, self.active)
@@ -139,10 +139,15 @@ class SpoolServer:
         finally:
             self._handlers.discard(task)
 
-    async def _refuse(self, writer: asyncio.StreamWriter, error: RecordError) -> None:
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      error: RecordError) -> None:
+        """Say why, then close gently: unread input would make the kernel reset the
+        connection, and some clients (Windows) then drop the reply unread."""
         try:
             writer.write(error.reply())
             await asyncio.wait_for(writer.drain(), 5)
+            writer.write_eof()
+            await asyncio.wait_for(reader.read(READ_SIZE), 1)
         except (OSError, asyncio.TimeoutError):
             pass
         finally:

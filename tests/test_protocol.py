@@ -52,6 +52,7 @@ CASES = [
     (b"#1;backslash then newline\\\n#2;x",
      [Record("1", "backslash then newline\\"), Record("2", "x")]),
     (b"\r\n  \t#1;x\r\n\r\n", [Record("1", "x")]),
+    (b"#1;a\r\0#2;b\r\0", [Record("1", "a"), Record("2", "b")]),  # telnet's CR NUL
     (b"#", []),
     (b"##1;x#", [Record("1", "x")]),
     (b"#1;", [Record("1", "")]),

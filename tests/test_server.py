@@ -80,7 +80,7 @@ def test_real_telnet_client(smss_server):
     script = f"(printf '#420608337726;typed by hand\\r\\n'; sleep 2) | telnet 127.0.0.1 " \
              f"{smss_server.port}"
     result = subprocess.run(["sh", "-c", script], capture_output=True, timeout=30)
-    assert b"OK " in result.stdout
+    assert b"OK " in result.stdout and b"ERR" not in result.stdout
     assert [row[2] for row in smss_server.queued()] == ["typed by hand"]
 
 

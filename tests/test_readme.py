@@ -1,0 +1,48 @@
+"""The README keeps its promises: every configuration key documented, the test command
+the one CI runs, the quick start the command the end-to-end test exercises."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from conftest import REPO
+from smss.config import KEYS
+
+README = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+
+
+def section_tables():
+    """{section: set of keys} from the configuration reference tables."""
+    tables, current = {}, None
+    for line in README.splitlines():
+        heading = re.fullmatch(r"\*\*\[(\w+)\]\*\*", line.strip())
+        if heading:
+            current = tables.setdefault(heading.group(1), set())
+            continue
+        cell = re.match(r"\| `(\w+)` \|", line)
+        if cell and current is not None:
+            current.add(cell.group(1))
+        elif line.startswith("## "):
+            current = None
+    return tables
+
+
+def test_every_configuration_key_is_documented_in_its_section():
+    tables = section_tables()
+    missing = [f"[{section}] {key}" for section, key in KEYS if key not in tables.get(section, ())]
+    assert missing == []
+    unknown = [f"[{s}] {k}" for s, keys in tables.items() for k in keys if (s, k) not in KEYS]
+    assert unknown == []
+
+
+def test_ci_runs_the_readme_test_command():
+    block = README.split("The whole test suite", 1)[1].split("```", 2)[1].strip()
+    assert block == "python3 -m pytest"
+    ci = open(os.path.join(REPO, ".ci", "run"), encoding="utf-8").read()
+    assert any(line.strip() == block for line in ci.splitlines())
+
+
+def test_quick_start_is_one_command():
+    block = README.split("## Quick start", 1)[1].split("```", 2)[1].strip()
+    assert block == "python3 -m pip install . && smss demo"
