@@ -10,7 +10,7 @@ handlers.
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict, List
+from typing import Callable, Dict
 
 from smss.gsm import alphabet
 from smss.sim import charset
@@ -356,7 +356,3 @@ def cusd(session, command):
 
     modem.schedule(modem.config.ussd_delay, respond)
     return []
-
-
-def names() -> List[str]:
-    return sorted(HANDLERS)

@@ -9,8 +9,8 @@ faults, and everything that happens without a command: inbound SMS arriving
 port; every public method takes ``lock``.
 
 ``clock`` is a monotonic ``() -> float``; ``scheduler(delay, fn)`` runs ``fn``
-later (the runtime uses threads, tests may run them by hand); ``wallclock()``
-returns an aware datetime for SMS timestamps.
+later (the runtime uses threads, tests may run them by hand; without one, ``fn``
+runs at once); ``wallclock()`` returns an aware datetime for SMS timestamps.
 """
 
 from __future__ import annotations
@@ -98,13 +98,9 @@ class Modem:
 
     def configure(self, **changes: Any) -> dict:
         with self.lock:
-            old_capacity = (self.config.capacity, self.config.me_capacity)
             self.config.update(**changes)
-            if "capacity" in changes or "me_capacity" in changes or "first_index" in changes:
-                if old_capacity != (self.config.capacity, self.config.me_capacity) or (
-                    "first_index" in changes
-                ):
-                    self._resize_storage()
+            if {"capacity", "me_capacity", "first_index"} & set(changes):
+                self._resize_storage()
             if "smsc" in changes:
                 self.smsc = self.config.smsc
                 self.smsc_type = 145 if self.smsc.startswith("+") else 129
