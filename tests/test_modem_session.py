@@ -73,7 +73,7 @@ def test_open_initialises_once_and_sends(transport):
         assert second.references == [2]
         commands = peer.commands()
         for expected in ("ATZ", "ATE0", "AT+CMEE=1", "AT+CPIN?", "AT+CMGF=0", "AT+CREG?",
-                         "AT+CNMI=2,1,0,1,0"):
+                         "AT+CNMI=2,1,0,2,0"):
             assert commands.count(expected) == 1, expected
         assert commands.index("ATZ") < commands.index("AT+CPIN?") < commands.index("AT+CMGF=0")
         cmgs = [c for c in commands if c.startswith("AT+CMGS=") or c.startswith("PDU:")]
@@ -313,14 +313,14 @@ def test_registration_that_comes_late_is_waited_for():
 
 
 def test_smsc_storage_and_indication_fallback():
-    rules = [(r"AT\+CNMI=2,1,0,1,0", b"\r\n+CMS ERROR: 303\r\n")]
+    rules = [(r"AT\+CNMI=2,1,0,2,0", b"\r\n+CMS ERROR: 303\r\n")]
     with ScriptedModem(rules) as peer, session_for(
         peer, smsc="+420603052000", storage="me", init_commands=("+CSCS=\"GSM\"", "AT^BOGUS")
     ) as session:
         commands = peer.commands()
         assert 'AT+CSCA="+420603052000",145' in commands
         assert 'AT+CPMS="ME","ME","ME"' in commands
-        assert "AT+CNMI=1,1,0,1,0" in commands
+        assert "AT+CNMI=1,1,0,2,0" in commands
         assert commands.index('AT+CSCS="GSM"') < commands.index("AT^BOGUS")
         assert session.status().smsc == "+420603052000"
     with pytest.raises(PermanentError):

@@ -180,7 +180,7 @@ class AtEngine:
                 else:
                     self._other(event)
             if self.clock() >= deadline:
-                what = "the > prompt" if until_prompt else "an answer"
+                what = "> prompt" if until_prompt else "final result"
                 self.parser.abort()
                 self.needs_resync = True
                 raise ModemTimeout(

@@ -17,6 +17,13 @@ from .errors import LinkDown
 
 log = logging.getLogger(__name__)
 
+try:  # a hung-up pty makes tcdrain() raise termios.error, which is no OSError
+    import termios
+
+    _IO_ERRORS: tuple = (serial.SerialException, OSError, termios.error)
+except ImportError:  # not POSIX
+    _IO_ERRORS = (serial.SerialException, OSError)
+
 
 class Link:
     """An openable, closable connection to a modem."""
@@ -57,7 +64,7 @@ class Link:
         try:
             port = self._opener(self.url, **kwargs)
             port.open()
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except (*_IO_ERRORS, ValueError) as exc:
             raise LinkDown(f"cannot open {self.url}: {exc}") from exc
         self._port = port
         log.debug("opened %s", self.url)
@@ -67,7 +74,7 @@ class Link:
         if port is not None:
             try:
                 port.close()
-            except (serial.SerialException, OSError) as exc:
+            except _IO_ERRORS as exc:
                 log.debug("closing %s: %s", self.url, exc)
 
     def _require(self) -> Any:
@@ -83,7 +90,7 @@ class Link:
         except serial.SerialTimeoutException as exc:
             self.close()
             raise LinkDown(f"writing to {self.url} timed out (flow control stuck?)") from exc
-        except (serial.SerialException, OSError) as exc:
+        except _IO_ERRORS as exc:
             self.close()
             raise LinkDown(f"writing to {self.url}: {exc}") from exc
 
@@ -100,7 +107,7 @@ class Link:
                     break
                 data += port.read(waiting)
             return data
-        except (serial.SerialException, OSError) as exc:
+        except _IO_ERRORS as exc:
             self.close()
             raise LinkDown(f"reading from {self.url}: {exc}") from exc
 
@@ -110,7 +117,7 @@ class Link:
             return False
         try:
             return bool(self._port.in_waiting)
-        except (serial.SerialException, OSError) as exc:
+        except _IO_ERRORS as exc:
             self.close()
             raise LinkDown(f"polling {self.url}: {exc}") from exc
 
@@ -119,6 +126,6 @@ class Link:
         port = self._require()
         try:
             port.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except _IO_ERRORS as exc:
             self.close()
             raise LinkDown(f"flushing {self.url}: {exc}") from exc

@@ -65,9 +65,11 @@ REGISTRATION = {
 REGISTERED = frozenset({1, 5, 6, 7, 9, 10})
 #: +CMGL/+CMGR <stat> in PDU mode (27.005 3.1)
 STAT_NAMES = {0: "REC UNREAD", 1: "REC READ", 2: "STO UNSENT", 3: "STO SENT", 4: "ALL"}
-# AT+CNMI settings tried in order: new messages stored with +CMTI; status reports routed
-# as +CDS (ds=1) or stored with +CDSI (ds=2).  Modems accept different subsets.
-CNMI_WITH_REPORTS = ("2,1,0,1,0", "1,1,0,1,0", "2,1,0,2,0", "1,1,0,2,0", "2,1,0,1", "2,1,0,2")
+# AT+CNMI settings tried in order: new messages stored with +CMTI; status reports stored
+# with +CDSI (ds=2) where the modem can, else routed as +CDS (ds=1).  Stored reports survive
+# the time no dispatcher has the port open (a +CDS then is lost); they come from
+# list_stored().  Modems accept different subsets.
+CNMI_WITH_REPORTS = ("2,1,0,2,0", "1,1,0,2,0", "2,1,0,1,0", "1,1,0,1,0", "2,1,0,2", "2,1,0,1")
 CNMI_WITHOUT_REPORTS = ("2,1,0,0,0", "1,1,0,0,0", "2,1,0,0", "2,1")
 _STORAGE = re.compile(r"^[A-Z]{2}$")
 _USSD_CODE = re.compile(r"^[0-9*#+]{1,160}$")
@@ -215,6 +217,7 @@ class ModemSession:
         self._engine: Optional[AtEngine] = None
         # unsolicited codes survive a re-open (a +CDS must not be lost to a recovery)
         self._unsolicited: Deque[Unsolicited] = deque(maxlen=1000)
+        self._routed_reports: List[Unsolicited] = []  # +CDS taken out of the queue
         self._state = _State()
         self._concat = random.randrange(256)
 
@@ -623,10 +626,14 @@ class ModemSession:
 
     # --- unsolicited codes
     def take_unsolicited(self, names: Optional[List[str]] = None) -> list:
-        """Unsolicited result codes received so far (+CMTI, +CDSI, RING ...)."""
+        """Unsolicited result codes received so far (+CMTI, +CDSI, RING ...), all of them or
+        those named.  Status reports (+CDS) are kept for ``take_status_reports`` instead."""
         engine = self._require()
         engine.poll()
-        return engine.take_unsolicited(names)
+        self._routed_reports.extend(engine.take_unsolicited(["+CDS"]))
+        del self._routed_reports[:-1000]  # bounded like the queue they came from
+        wanted = [n for n in names if n.upper() != "+CDS"] if names is not None else None
+        return engine.take_unsolicited(wanted)
 
     def take_status_reports(self) -> List[StatusReport]:
         """Status reports the modem routed as +CDS since the last call.
@@ -634,7 +641,11 @@ class ModemSession:
         (Reports stored on the SIM, announced with +CDSI, come from ``list_stored``.)
         """
         reports: List[StatusReport] = []
-        for event in self.take_unsolicited(["+CDS"]):
+        engine = self._require()
+        engine.poll()
+        events = self._routed_reports + engine.take_unsolicited(["+CDS"])
+        self._routed_reports = []
+        for event in events:
             if event.pdu is None:
                 log.warning("status report without a PDU (text mode?): %s", event.text)
                 continue
