@@ -176,6 +176,14 @@ def test_ussd_answer_spanning_lines():
     assert events == [Info('+CUSD: 0,"broken'), Final("OK", True)]
 
 
+def test_latin1_digits_are_not_numbers():
+    # "\xb3" decodes to a superscript three, which str.isdigit() accepts and int() does not
+    [final] = run(b"+CMS ERROR: 5\xb3\r\n", "AT+CMGS=5")
+    assert (final.ok, final.family, final.code, final.reason) == (False, "CMS", None, "5\xb3")
+    events = run(b"+CDS: 2\xb9\r\n00AA\r\n")
+    assert [e.pdu for e in events] == [None, None]  # no PDU expected after a non-length
+
+
 def test_noise_is_dropped():
     events = run(b"\x00\xff\r\n\x00O\x00K\xff\r\n\x07\r\n", "AT")
     assert events == [Final("OK", True)]
@@ -224,7 +232,8 @@ def test_random_bytes_never_crash(data, command):
 _PIECES = [
     b"\r\n", b"OK", b"ERROR", b"+CMS ERROR: 42", b"+CME ERROR: SIM busy", b"> ", b"+CDS: 25",
     CDS_PDU.encode(), b"+CMTI: \"SM\",1", b"+CUSD: 0,\"a", b"b\",15", b"RING", b"\x00", b"\xff",
-    b"+CMGS: 3", b"AT+CMGS=23\r", b"^RSSI: 3", b"\x1a", b"+CMT: ,24",
+    b"+CMGS: 3", b"AT+CMGS=23\r", b"^RSSI: 3", b"\x1a", b"+CMT: ,24", b"+CMS ERROR: ",
+    b"+CME ERROR: 1", b"\xb2", b"\xb3", b"\xb9", b"+CDS: ", b"7",
 ]
 
 

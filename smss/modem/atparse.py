@@ -89,6 +89,7 @@ _URC_WORDS = frozenset(
 # URCs followed by a second line (PDU mode: the PDU; text mode +CMT/+CBM: the text).
 _TWO_LINE = frozenset({"+CMT", "+CBM"})
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
+_DIGITS = re.compile(r"^[0-9]+$")  # not str.isdigit(): lines are Latin-1 and "\xb3" is a digit
 _COMMAND_NAMES = re.compile(r"(?:^AT|;)\s*([+^*$#%!][A-Z0-9]+)", re.IGNORECASE)
 _ERROR_LINE = re.compile(r"^\+(CME|CMS) ERROR\s*:?\s*(.*)$", re.IGNORECASE)
 _PROMPT_COMMANDS = re.compile(r"^AT\s*\+CMG[SWC]\s*=", re.IGNORECASE)
@@ -122,7 +123,7 @@ def parse_final(line: str) -> Optional[Final]:
     if match:
         family = match.group(1).upper()
         detail = match.group(2).strip()
-        if detail.isdigit():
+        if _DIGITS.match(detail):
             return Final(line, False, family, int(detail))
         return Final(line, False, family, code_for_text(family, detail), detail or None)
     return None
@@ -285,7 +286,7 @@ class AtParser:
             events.append(Info(line))
             return
         event = Unsolicited(name, args, line)
-        if name in _TWO_LINE or (name == "+CDS" and args.isdigit()):
+        if name in _TWO_LINE or (name == "+CDS" and _DIGITS.match(args)):
             self._held = event
             return
         events.append(event)
@@ -316,4 +317,4 @@ class AtParser:
 def _looks_pdu_mode(args: str) -> bool:
     """+CMT/+CBM in PDU mode end with a numeric length ("+CMT: ,24", "+CBM: 88")."""
     last = args.rsplit(",", 1)[-1].strip()
-    return last.isdigit() and (args.count(",") <= 1)
+    return bool(_DIGITS.match(last)) and args.count(",") <= 1

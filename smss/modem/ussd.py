@@ -33,6 +33,8 @@ MODES = {
 def parse_cusd(args: str) -> Tuple[int, Optional[str], Optional[int]]:
     """``0,"text",15`` -> (0, "text", 15).  ValueError when <m> is not a number."""
     head, _, rest = args.partition(",")
+    if not re.fullmatch(r"[0-9]{1,2}", head.strip()):
+        raise ValueError(f"USSD mode {head.strip()!r} is not a number")
     mode = int(head.strip())
     if not rest.strip():
         return mode, None, None
@@ -45,7 +47,7 @@ def parse_cusd(args: str) -> Tuple[int, Optional[str], Optional[int]]:
         text, _, tail = rest.partition(",")
         text = text.strip()
     tail = tail.strip().lstrip(",").strip()
-    dcs = int(tail) if tail.isdigit() else None
+    dcs = int(tail) if re.fullmatch(r"[0-9]{1,3}", tail) else None
     return mode, text, dcs
 
 
