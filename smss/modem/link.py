@@ -56,9 +56,10 @@ class Link:
         kwargs = {
             "baudrate": self.baudrate,
             "timeout": self.read_timeout,
-            "write_timeout": self.write_timeout,
             "do_not_open": True,
         }
+        if not self.url.lower().startswith("rfc2217://"):  # pyserial's rfc2217 refuses one
+            kwargs["write_timeout"] = self.write_timeout
         if "://" not in self.url:
             kwargs["exclusive"] = True  # one process at a time on a local port
         try:
