@@ -38,7 +38,7 @@ MAX_RERUNS = 50  # passes in one run before giving the lock up for cron
 
 
 class PassTimeout(Exception):
-    """The pass ran longer than [dispatcher] pass_timeout."""
+    """The pass made no progress for [dispatcher] pass_timeout seconds (a hang)."""
 
 
 class Kicks:
@@ -115,11 +115,22 @@ def _due(config: Config) -> bool:
 
 
 def _alarm(seconds: float) -> None:
+    """Arm the pass timer: a pass with no progress for ``seconds`` is stopped."""
     def expired(signum, frame):
-        raise PassTimeout(f"pass ran longer than {seconds:g}s")
+        raise PassTimeout(f"pass ran longer than {seconds:g}s without progress")
 
     signal.signal(signal.SIGALRM, expired)
     signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def _watchdog(seconds: float):
+    """The dispatcher's ``alive``: each step forward re-arms a running pass timer, so
+    a long pass that keeps sending is never stopped in the middle of an AT+CMGS."""
+    def alive(extra_seconds: float = 0.0) -> None:
+        if seconds > 0 and signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+            signal.setitimer(signal.ITIMER_REAL, seconds + extra_seconds)
+
+    return alive
 
 
 def _open(config: Config):
@@ -130,7 +141,8 @@ def _open(config: Config):
     transport = transports.from_config(config)
     hook = OnReceive.from_config(config)
     dispatcher = Dispatcher(conn, transport, Settings.from_config(config),
-                            on_received=hook.start if hook else None)
+                            on_received=hook.start if hook else None,
+                            alive=_watchdog(config.get("dispatcher", "pass_timeout")))
     return conn, dispatcher
 
 

@@ -12,6 +12,13 @@ The order of every step is what keeps messages safe:
 - Claims left by a dead pass are released; a claim whose send had started
   counts as an attempt (that message may have gone out: the only duplicate
   window, see the README).
+- The per-SIM rate limit counts the SMS (parts) the transport submitted in the
+  last 60 seconds; a pass claims no more than the limit lets it send now and
+  waits for a free slot without holding claims another dispatcher could use.
+- Every step forward (a message finished, a rate-limit wait begun, a message
+  received) calls ``alive``: the caller's pass timer catches a hung pass, not a
+  long one that keeps working (stopping that in the middle of a send would
+  send one message twice).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from smss.pidlock import pid_alive
 from smss.store import queue, received, sent, transports
@@ -38,6 +45,8 @@ from smss.transports.base import (
 )
 
 log = logging.getLogger(__name__)
+
+RATE_WINDOW = timedelta(seconds=60)
 
 
 class DatabaseDown(Exception):
@@ -95,12 +104,14 @@ def owner_id() -> str:
 class Dispatcher:
     def __init__(self, conn: Connection, transport: Transport, settings: Settings,
                  on_received: Optional[Callable[[int, InboundMessage], None]] = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 alive: Callable[[float], None] = lambda extra_seconds: None) -> None:
         self.conn = conn
         self.transport = transport
         self.settings = settings
         self.on_received = on_received
         self.sleep = sleep
+        self.alive = alive  # "still making progress; allow extra_seconds more"
         self.owner = owner_id()
         self._claimed: List[int] = []  # claimed by us and not yet finished
         self._opened = False
@@ -155,17 +166,19 @@ class Dispatcher:
 
     def send_due(self, report: PassReport) -> None:
         while True:
-            batch = queue.claim(self.conn, self.owner, self.settings.batch_size)
+            size = self._claim_size()
+            batch = queue.claim(self.conn, self.owner, size) if size else []
             if not batch:
                 return
             self._claimed = [message.id for message in batch]
             for message in batch:
-                self._respect_rate_limit()
+                self._wait_for_slot(message.parts)
                 keep_going = self._send_one(message, report)
                 self._claimed.remove(message.id)
+                self.alive(0.0)
                 if not keep_going:
                     return  # transport down or needs an operator: the rest stays queued
-            if len(batch) < self.settings.batch_size:
+            if len(batch) < size:
                 return
 
     def _send_one(self, message: queue.Claimed, report: PassReport) -> bool:
@@ -231,13 +244,47 @@ class Dispatcher:
             )
             queue.delete(self.conn, message.id)
 
-    def _respect_rate_limit(self) -> None:
+    # -- the per-SIM rate limit
+
+    def _slot(self, parts: int) -> Tuple[float, int]:
+        """(seconds until ``parts`` more SMS fit the limit, SMS sent in the window now).
+        A message longer than the whole limit goes alone, once the window is empty."""
+        limit = self.settings.rate_limit
+        now = utcnow()
+        recent = sent.recent_sends(self.conn, self.transport.name, now - RATE_WINDOW)
+        used = in_window = sum(count for _, count in recent)
+        if used == 0 or used + parts <= limit:
+            return 0.0, in_window
+        for moment, count in recent:  # oldest first: when does enough leave the window?
+            used -= count
+            if used == 0 or used + parts <= limit:
+                return max(0.0, (moment + RATE_WINDOW - now).total_seconds()) + 0.01, in_window
+        return 0.0, in_window  # not reached: the loop ends with used == 0
+
+    def _wait_for_slot(self, parts: int) -> int:
+        """Sleep until ``parts`` more SMS may go; returns the SMS then in the window."""
+        if self.settings.rate_limit <= 0:
+            return 0
+        while True:
+            wait, in_window = self._slot(parts)
+            if wait <= 0:
+                return in_window
+            log.info("rate limit: %d SMS in the last minute through %s (limit %d); "
+                     "waiting %.1fs", in_window, self.transport.name,
+                     self.settings.rate_limit, wait)
+            self.alive(wait)
+            self.sleep(wait)
+
+    def _claim_size(self) -> int:
+        """How many messages to claim: no more than the rate limit lets go now, so a
+        waiting dispatcher does not sit on messages another one could send."""
         limit = self.settings.rate_limit
         if limit <= 0:
-            return
-        while sent.recent_count(self.conn, self.transport.name,
-                                utcnow() - timedelta(seconds=60)) >= limit:
-            self.sleep(60.0 / limit)
+            return self.settings.batch_size
+        if not queue.due_count(self.conn):
+            return 0  # nothing to wait for
+        in_window = self._wait_for_slot(1)
+        return max(1, min(self.settings.batch_size, limit - in_window))
 
     def _release_claims(self) -> None:
         """Give back what this pass still holds; a send that had started counts as an
@@ -341,6 +388,7 @@ class Dispatcher:
                 rcv_id = received.insert(self.conn, incoming)
             report.received += 1
             report.new_rcv_ids.append(rcv_id)
+            self.alive(0.0)
             log.info("received %d from %s (%d part(s))%s", rcv_id, message.phone, message.parts,
                      f": {message.error}" if message.error else "")
             self._delete(message.handles)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from smss.store.database import Connection, as_datetime, utcnow
 from smss.store.queue import Claimed
@@ -102,13 +102,14 @@ def get(conn: Connection, sms_id: int) -> Optional[dict]:
     return dict(zip(keys, row))
 
 
-def recent_count(conn: Connection, transport: str, since: datetime) -> int:
-    """Messages this transport sent since ``since`` (for the per-SIM rate limit)."""
-    row = conn.read().query_one(
-        "SELECT COUNT(*) FROM sms WHERE transport = ? AND status = ? AND sent_at >= ?",
-        (transport, SENT, since),
+def recent_sends(conn: Connection, transport: str, since: datetime) -> List[Tuple[datetime, int]]:
+    """(time, parts) of what this transport sent or tried since ``since``, oldest first
+    (for the per-SIM rate limit: every part is one SMS the SIM submitted)."""
+    rows = conn.read().query(
+        "SELECT sent_at, parts FROM sms WHERE transport = ? AND sent_at >= ? ORDER BY sent_at",
+        (transport, since),
     )
-    return int(row[0]) if row else 0
+    return [(as_datetime(row[0]), max(1, int(row[1]))) for row in rows]
 
 
 @dataclass(frozen=True)
