@@ -166,6 +166,7 @@ class _SocketWriter:
         self.conn.sendall(data)
 
 
+@pytest.mark.filterwarnings("ignore:set(Daemon|Name):DeprecationWarning")  # pyserial's own
 def test_rfc2217_port_server():
     with running_simulator(tcp=False) as sim:
         server = Rfc2217Server(sim.pty_path)

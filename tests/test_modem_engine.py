@@ -232,3 +232,49 @@ def test_pin_is_never_logged():
     assert redact('AT+CPIN="1234"') == "AT+CPIN=****"
     assert redact("AT+CSQ") == "AT+CSQ"
     assert OK  # the shared reply constant the peers use
+
+
+def test_noise_does_not_keep_a_hung_command_alive():
+    import threading
+
+    stop = threading.Event()
+    pushed = []
+
+    def babble(peer):
+        for _ in range(400):  # 20 s of noise lines unless the test ends first
+            if stop.wait(0.05):
+                return
+            peer.push(b"\r\nfoo bar garbage\r\n")
+            pushed.append(1)
+
+    with ScriptedModem([(r"AT\+CSQ", None)]) as peer:
+        engine = engine_for(peer)
+        talker = threading.Thread(target=babble, args=(peer,))
+        talker.start()
+        try:
+            with pytest.raises(ModemTimeout):
+                engine.command("AT+CSQ", 0.5)
+            assert len(pushed) < 400  # it gave up while the noise went on
+        finally:
+            stop.set()
+            talker.join()
+        engine.link.close()
+
+
+def test_a_long_listing_is_not_cut_off():
+    import threading
+
+    def slow_listing(match, peer):
+        def trickle():
+            for index in range(12):
+                peer.push(b"\r\n+CMGL: %d,1,,5\r\n0011223344AA\r\n" % index)
+                threading.Event().wait(0.25)
+            peer.push(OK)
+        threading.Thread(target=trickle).start()
+        return None
+
+    with ScriptedModem([(r"AT\+CMGL=4", slow_listing)]) as peer:
+        engine = engine_for(peer)
+        response = engine.command("AT+CMGL=4", 1.0)  # the whole listing takes about 3 s
+        assert len(response.values("+CMGL")) == 12
+        engine.link.close()

@@ -52,7 +52,7 @@ class FakeTime:
 def session_for(peer: ScriptedModem, fake: FakeTime | None = None, **overrides) -> ModemSession:
     guard = overrides.pop("pin_guard", None)
     values = dict(device=peer.url, command_timeout=5.0, send_timeout=5.0, read_timeout=0.05,
-                  register_timeout=10.0, sim_busy_timeout=10.0)
+                  quiet_time=0.1, register_timeout=10.0, sim_busy_timeout=10.0)
     values.update(overrides)
     fake = fake or FakeTime()
     return ModemSession(ModemSettings(**values), clock=fake.clock, sleep=fake.sleep,

@@ -31,7 +31,7 @@ def url_of(sim, transport: str) -> str:
 
 def session(sim, transport: str = "tcp", **overrides) -> ModemSession:
     values = dict(device=url_of(sim, transport), command_timeout=5.0, send_timeout=10.0,
-                  read_timeout=0.05, register_timeout=10.0, poll_interval=0.1,
+                  read_timeout=0.05, quiet_time=0.1, register_timeout=10.0, poll_interval=0.1,
                   sim_busy_timeout=10.0, reset_wait=0.2)
     guard = overrides.pop("pin_guard", None)
     values.update(overrides)

@@ -23,7 +23,17 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Deque, Iterable, List, Optional
 
-from .atparse import AtParser, Discarded, Echo, Event, Final, Info, Prompt, Unsolicited
+from .atparse import (
+    AtParser,
+    Discarded,
+    Echo,
+    Event,
+    Final,
+    Info,
+    Prompt,
+    Unsolicited,
+    command_names,
+)
 from .errors import ModemError, ModemTimeout, TemporaryError, error_for_result
 from .link import Link
 
@@ -31,6 +41,7 @@ log = logging.getLogger(__name__)
 
 CTRL_Z = b"\x1a"
 ESC = b"\x1b"
+_HEX_LINE = re.compile(r"^[0-9A-Fa-f]{8,}$")
 _SECRET = re.compile(r'^(AT\s*\+CPIN\s*=\s*)(.*)$', re.IGNORECASE)
 
 
@@ -72,12 +83,14 @@ class AtEngine:
         max_unsolicited: int = 1000,
         resync_attempts: int = 3,
         unsolicited: Optional[Deque[Unsolicited]] = None,
+        quiet_time: float = 0.3,
     ) -> None:
         self.link = link
         self.parser = AtParser()
         self.clock = clock
         self.on_unsolicited = on_unsolicited
         self.resync_attempts = resync_attempts
+        self.quiet_time = quiet_time  # silence that ends a drain before re-synchronising
         self._unsolicited: Deque[Unsolicited] = (
             deque(maxlen=max_unsolicited) if unsolicited is None else unsolicited
         )
@@ -158,10 +171,13 @@ class AtEngine:
     def _read(self, response: Response, timeout: float, *, until_prompt: bool = False) -> bool:
         """Read into ``response`` until the final result (False) or the prompt (True).
 
-        Each information line extends the deadline, so a long listing at a low baud
-        rate is not cut off while the modem keeps answering.
+        Each line of the answer itself (named like the command, or a PDU) extends the
+        deadline, up to ten times ``timeout`` in all, so a long listing at a low baud rate
+        is not cut off while the modem keeps answering; noise does not extend it.
         """
-        deadline = self.clock() + timeout
+        start = self.clock()
+        deadline = start + timeout
+        names = tuple(name + ":" for name in command_names(response.command))
         while True:
             while self._backlog:
                 event = self._backlog.popleft()
@@ -176,7 +192,9 @@ class AtEngine:
                 elif isinstance(event, Info):
                     log.debug("<- %s", event.text)
                     response.lines.append(event.text)
-                    deadline = max(deadline, self.clock() + timeout)
+                    text = event.text.upper()
+                    if _HEX_LINE.match(text) or (names and text.startswith(names)):
+                        deadline = min(max(deadline, self.clock() + timeout), start + 10 * timeout)
                 else:
                     self._other(event)
             if self.clock() >= deadline:
@@ -278,7 +296,7 @@ class AtEngine:
         """Get back in step after a timeout: Esc, wait for silence, ``AT`` until ``OK``."""
         log.info("re-synchronising with the modem")
         self.link.write(ESC)
-        self.drain()
+        self.drain(quiet=self.quiet_time)
         last: Optional[ModemError] = None
         for _ in range(self.resync_attempts):
             try:

@@ -96,6 +96,7 @@ class ModemSettings:
     poll_interval: float = 1.0  # between AT+CREG? / AT+CPIN? polls
     reset_wait: float = 15.0  # after AT+CFUN=1,1 before the port is opened again
     read_timeout: float = 0.1  # granularity of reads from the port
+    quiet_time: float = 0.3  # silence that tells leftover output has ended (re-sync)
 
     @classmethod
     def from_config(cls, config: Any, **overrides: Any) -> "ModemSettings":
@@ -245,7 +246,8 @@ class ModemSession:
                 write_timeout=max(self.settings.command_timeout, 1.0),
             )
         self._link.open()
-        self._engine = AtEngine(self._link, unsolicited=self._unsolicited)
+        self._engine = AtEngine(self._link, unsolicited=self._unsolicited,
+                                quiet_time=self.settings.quiet_time)
         try:
             self._initialise()
         except BaseException:
@@ -278,7 +280,7 @@ class ModemSession:
         try:
             self._link.open()
             engine = AtEngine(self._link)
-            engine.drain(quiet=0.2, limit=1.0)
+            engine.drain(quiet=self.settings.quiet_time, limit=1.0)
             engine.command("AT+CFUN=1,1", self.settings.command_timeout, check=False)
         except ModemError as exc:
             log.warning("AT+CFUN=1,1 failed: %s", exc)
