@@ -257,6 +257,20 @@ def test_pin_answer_lost_then_sim_still_locked_counts_as_wrong(tmp_path):
     guard.forget("2222")
 
 
+def test_link_lost_while_entering_the_pin_is_not_retried(tmp_path):
+    guard = PinGuard(str(tmp_path / "pins"))
+    rules = [(r"AT\+CPIN\?", ok("+CPIN: SIM PIN")), (r"AT\+CPIN=.*", lambda m, p: p.drop())]
+    with ScriptedModem(rules, transport="tcp") as peer:
+        with pytest.raises(PinRequired) as info:
+            session_for(peer, pin="4444", pin_guard=guard).open()
+        assert "unknown" in str(info.value) and "4444" not in str(info.value)
+        with pytest.raises(WrongPin):
+            session_for(peer, pin="4444", pin_guard=guard).open()
+        assert sum(c.startswith("AT+CPIN=") for c in peer.commands()) == 1
+        assert peer.connections == 2
+    guard.forget("4444")
+
+
 def test_puk_and_missing_sim():
     with ScriptedModem([(r"AT\+CPIN\?", ok("+CPIN: SIM PUK"))]) as peer:
         with pytest.raises(PukRequired):

@@ -262,8 +262,8 @@ class ModemSession:
 
     def recover(self, *, hard: bool = True) -> None:
         """Bring a wedged modem back: re-open the port and initialise (ATZ); if that fails
-        and ``hard``, reset it with AT+CFUN=1,1 and wait for it to come back (at most
-        ``reset_wait`` + ``register_timeout``).  SIM problems are raised, never retried."""
+        and ``hard``, reset it with AT+CFUN=1,1, wait ``reset_wait`` and keep opening it
+        for ``register_timeout``.  SIM problems are raised, never retried."""
         log.warning("recovering the modem on %s", self.settings.device)
         self.close()
         try:
@@ -404,7 +404,20 @@ class ModemSession:
             raise
         except ModemError as exc:
             log.warning("AT+CPIN=<pin> failed: %s; asking the SIM what happened", exc)
-        state = self._cpin()
+        try:
+            state = self._cpin()
+        except SimError:
+            self._guard.record(pin)
+            raise
+        except ModemError as exc:
+            # the SIM may have counted a wrong attempt: do not risk a second one unattended
+            self._guard.record(pin)
+            where = self.settings.pin_guard_file or "this process"
+            raise PinRequired(
+                f"the outcome of entering the PIN is unknown ({exc}); it is not sent again "
+                f"until it is cleared from {where}",
+                command="AT+CPIN",
+            ) from exc
         if state == "SIM PIN":
             self._guard.record(pin)
             raise WrongPin("the SIM still asks for the PIN after it was sent; not sent again",
