@@ -42,11 +42,22 @@ class PassTimeout(Exception):
 
 
 class Kicks:
-    """SIGUSR1 from a kicked run (or the server): look at the queue again."""
+    """SIGUSR1 from a kicked run (or the server): look at the queue again.
+    SIGTERM and SIGINT: stop after the message being sent (never in the middle of it)."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.stop = threading.Event()
         signal.signal(signal.SIGUSR1, lambda signum, frame: self.event.set())
+
+        def stopping(signum, frame):
+            if not self.stop.is_set():
+                log.info("signal %d: stopping after the current step", signum)
+            self.stop.set()
+            self.event.set()  # wakes a waiting loop
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, stopping)
 
     def take(self) -> bool:
         kicked = self.event.is_set()
@@ -87,7 +98,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             status = run_passes(config, kicks)
         finally:
             lock.release()
-        if status != EXIT_OK or not _due(config):
+        if status != EXIT_OK or kicks.stop.is_set() or not _due(config):
             return status
         log.info("messages arrived while the lock was released; running again")
     return status
@@ -133,7 +144,7 @@ def _watchdog(seconds: float):
     return alive
 
 
-def _open(config: Config):
+def _open(config: Config, kicks: Kicks):
     from smss import transports
 
     conn = connect(config.get("database", "url"), config.get("database", "connect_timeout"))
@@ -142,6 +153,7 @@ def _open(config: Config):
     hook = OnReceive.from_config(config)
     dispatcher = Dispatcher(conn, transport, Settings.from_config(config),
                             on_received=hook.start if hook else None,
+                            sleep=kicks.stop.wait, stopping=kicks.stop.is_set,
                             alive=_watchdog(config.get("dispatcher", "pass_timeout")))
     return conn, dispatcher
 
@@ -149,7 +161,7 @@ def _open(config: Config):
 def run_passes(config: Config, kicks: Kicks) -> int:
     """Passes while work keeps coming, under the lock; returns the exit status."""
     try:
-        conn, dispatcher = _open(config)
+        conn, dispatcher = _open(config, kicks)
     except (migrations.SchemaError, *UNAVAILABLE_ERRORS) as exc:
         log.error("database: %s", exc)
         return EXIT_FAILED
@@ -168,11 +180,16 @@ def run_passes(config: Config, kicks: Kicks) -> int:
             _log_report(report, dispatcher.transport.name)
             if not report.ok:
                 return EXIT_OPERATOR if report.problem_kind == OPERATOR else EXIT_FAILED
+            if kicks.stop.is_set():
+                return EXIT_OK
             if not (kicks.take() or report.received or queue.due_count(conn)):
                 return EXIT_OK
         return EXIT_OK
     except PassTimeout as exc:
         log.error("%s; stopping (claims are released, the next pass goes on)", exc)
+        return EXIT_FAILED
+    except UNAVAILABLE_ERRORS as exc:
+        log.error("database: %s", exc)
         return EXIT_FAILED
     finally:
         dispatcher.release_claims()
@@ -197,14 +214,7 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
     except LockHeld as exc:
         log.error("another dispatcher holds %s (pid %s)", lock.path, exc.pid)
         return EXIT_FAILED
-    stop = threading.Event()
-
-    def stopping(signum, frame):
-        stop.set()
-        kicks.event.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, stopping)
+    stop = kicks.stop
     poll = config.get("dispatcher", "poll_interval")
     timeout = config.get("dispatcher", "pass_timeout")
     log.info("check_and_send --loop started (poll every %gs)", poll)
@@ -218,10 +228,10 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
                     break
             if dispatcher is None:
                 try:
-                    conn, dispatcher = _open(config)
+                    conn, dispatcher = _open(config, kicks)
                 except (migrations.SchemaError, SendFailed, *UNAVAILABLE_ERRORS) as exc:
                     log.error("cannot start a pass: %s", getattr(exc, "reason", exc))
-                    backoff = min(max(backoff * 2, poll), 300)
+                    backoff = _next_backoff(backoff)
                     continue
             kicks.take()
             _alarm(timeout)
@@ -232,17 +242,23 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             _log_report(report, dispatcher.transport.name)
+            if report.ok and not stop.is_set():
+                try:
+                    if report.received or queue.due_count(conn):
+                        backoff = 0.0
+                        continue
+                    _wait_for_work(dispatcher, conn, kicks, stop, poll)
+                except UNAVAILABLE_ERRORS as exc:
+                    report.problem = f"database unavailable: {exc}"
             if not report.ok:  # start again from a fresh connection after a pause
+                log.info("re-opening in %gs", _next_backoff(backoff))
                 dispatcher.release_claims()
                 dispatcher.close()
                 conn.close()
                 conn = dispatcher = None
-                backoff = min(max(backoff * 2, poll), 300)
+                backoff = _next_backoff(backoff)
                 continue
             backoff = 0.0
-            if report.received or queue.due_count(conn):
-                continue
-            _wait_for_work(dispatcher, conn, kicks, stop, poll)
     finally:
         if dispatcher is not None:
             dispatcher.release_claims()
@@ -252,6 +268,11 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
         lock.release()
     log.info("check_and_send --loop stopped")
     return EXIT_OK
+
+
+def _next_backoff(backoff: float) -> float:
+    """Pause before re-opening after a failure: 1 s (a link blip), doubling to 5 minutes."""
+    return min(max(backoff * 2, 1.0), 300.0)
 
 
 def _wait_for_work(dispatcher, conn, kicks: Kicks, stop: threading.Event, poll: float) -> None:

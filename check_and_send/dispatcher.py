@@ -104,14 +104,16 @@ def owner_id() -> str:
 class Dispatcher:
     def __init__(self, conn: Connection, transport: Transport, settings: Settings,
                  on_received: Optional[Callable[[int, InboundMessage], None]] = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 alive: Callable[[float], None] = lambda extra_seconds: None) -> None:
+                 sleep: Callable[[float], object] = time.sleep,
+                 alive: Callable[[float], None] = lambda extra_seconds: None,
+                 stopping: Callable[[], bool] = lambda: False) -> None:
         self.conn = conn
         self.transport = transport
         self.settings = settings
         self.on_received = on_received
         self.sleep = sleep
         self.alive = alive  # "still making progress; allow extra_seconds more"
+        self.stopping = stopping  # asked to stop: no new message is started
         self.owner = owner_id()
         self._claimed: List[int] = []  # claimed by us and not yet finished
         self._opened = False
@@ -165,14 +167,15 @@ class Dispatcher:
     # -- sending
 
     def send_due(self, report: PassReport) -> None:
-        while True:
+        while not self.stopping():
             size = self._claim_size()
             batch = queue.claim(self.conn, self.owner, size) if size else []
             if not batch:
                 return
             self._claimed = [message.id for message in batch]
             for message in batch:
-                self._wait_for_slot(message.parts)
+                if self._wait_for_slot(message.parts) is None:
+                    return  # stopping: the claims left are released by the pass
                 keep_going = self._send_one(message, report)
                 self._claimed.remove(message.id)
                 self.alive(0.0)
@@ -261,11 +264,14 @@ class Dispatcher:
                 return max(0.0, (moment + RATE_WINDOW - now).total_seconds()) + 0.01, in_window
         return 0.0, in_window  # not reached: the loop ends with used == 0
 
-    def _wait_for_slot(self, parts: int) -> int:
-        """Sleep until ``parts`` more SMS may go; returns the SMS then in the window."""
-        if self.settings.rate_limit <= 0:
-            return 0
+    def _wait_for_slot(self, parts: int) -> Optional[int]:
+        """Sleep until ``parts`` more SMS may go; returns the SMS then in the window,
+        or None when the dispatcher is asked to stop."""
         while True:
+            if self.stopping():
+                return None
+            if self.settings.rate_limit <= 0:
+                return 0
             wait, in_window = self._slot(parts)
             if wait <= 0:
                 return in_window
@@ -284,6 +290,8 @@ class Dispatcher:
         if not queue.due_count(self.conn):
             return 0  # nothing to wait for
         in_window = self._wait_for_slot(1)
+        if in_window is None:
+            return 0
         return max(1, min(self.settings.batch_size, limit - in_window))
 
     def _release_claims(self) -> None:
