@@ -101,13 +101,29 @@ def test_delivery_reports_mark_messages_delivered(tmp_path, db_url):
 
 
 def test_multipart_is_delivered_only_when_every_part_is(tmp_path):
-    with site(tmp_path, status_report_delay=0.05, status_report_statuses=[0, 0x46]) as s:
+    with site(tmp_path, status_report_statuses=[]) as s:  # reports only when asked for
         message = s.enqueue("+420608337726", "y" * 200, parts=2)
         s.run()
-        wait_for(lambda: len(s.sim.control.storage()) == 2)
+        first, second = (part["reference"] for part in s.sim.control.sent())
+        s.sim.control.report(first, "+420608337726", 0)  # delivered
         s.run()
-        assert s.rows("sms", "delivery", f"WHERE id = {message}") == [("failed",)]
-        assert sorted(s.rows("sms_part", "delivery")) == [("delivered",), ("failed",)]
+        assert s.rows("sms", "delivery", f"WHERE id = {message}") == [("pending",)]
+        s.sim.control.report(second, "+420608337726", 0x30)  # still trying (temporary)
+        s.run()
+        assert s.rows("sms", "delivery", f"WHERE id = {message}") == [("pending",)]
+        s.sim.control.report(second, "+420608337726", 0)
+        s.run()
+        assert s.rows("sms", "delivery", f"WHERE id = {message}") == [("delivered",)]
+        failed = s.enqueue("+420608337726", "z" * 200, parts=2)
+        s.run()
+        third, fourth = (part["reference"] for part in s.sim.control.sent()[2:])
+        s.sim.control.report(third, "+420608337726", 0)
+        s.sim.control.report(fourth, "+420608337726", 0x46)  # final failure
+        s.run()
+        assert s.rows("sms", "delivery", f"WHERE id = {failed}") == [("failed",)]
+        assert s.rows("sms_part", "delivery", f"WHERE sms_id = {failed}") == [
+            ("delivered",), ("failed",)]
+        assert s.sim.control.storage() == []
 
 
 def test_temporary_error_defers_with_backoff(tmp_path):
