@@ -64,6 +64,7 @@ class Cell:
     rate: float = 0.0  # records acknowledged per second
     p50_ms: float = 0.0
     p99_ms: float = 0.0
+    max_ms: float = 0.0
     rows: int = 0  # rows in msg afterwards (warm-up included)
     cpu_server: float = 0.0
     cpu_db: float = 0.0
@@ -130,6 +131,7 @@ def run_cell(cell: Cell, server: harness.Spooler, backend: harness.Backend, url:
     latencies = result["latencies"]
     cell.p50_ms = percentile(latencies, 0.50) * 1000
     cell.p99_ms = percentile(latencies, 0.99) * 1000
+    cell.max_ms = max(latencies, default=float("nan")) * 1000
     cell.cpu_server = after["server"] - before["server"]
     cell.cpu_db = after.get("db", 0.0) - before.get("db", 0.0)
     cell.cpu_clients = result["cpu"]
@@ -152,12 +154,14 @@ def print_cell(cell: Cell) -> None:
     failed = f"{cell.failed}" + (f" {cell.problems}" if cell.problems else "")
     print(f"{cell.backend:8} {SCENARIOS.get(cell.records, cell.records):13} {cell.clients:>4}"
           f"  {cell.server:6} {cell.connections:>6} {cell.ok:>7} {cell.elapsed:6.1f}"
-          f" {fmt_rate(cell.rate):>8} {cell.p50_ms:8.1f} {cell.p99_ms:8.1f}  {cpu}  {failed}",
+          f" {fmt_rate(cell.rate):>8} {cell.p50_ms:8.1f} {cell.p99_ms:8.1f} {cell.max_ms:8.1f}"
+          f"  {cpu}  {failed}",
           flush=True)
 
 
 HEADER = (f"{'backend':8} {'scenario':13} {'cli':>4}  {'server':6} {'conns':>6} {'acked':>7}"
-          f" {'secs':>6} {'rec/s':>8} {'p50 ms':>8} {'p99 ms':>8}  {'cpu s: srv    db  load':22}"
+          f" {'secs':>6} {'rec/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+          f"  {'cpu s: srv    db  load':22}"
           f"  failed")
 
 
@@ -272,7 +276,9 @@ def main(argv=None) -> int:
     print(f"smss ingest benchmark{' (quick)' if args.quick else ''}:"
           f" {info['cpus']} x {info['cpu_model']}, {info['memory']} RAM,"
           f" Python {info['python']}, Linux {info['kernel']}, load {info['load']}")
-    print(f"cells of {args.seconds:g} s; load generator: {args.procs} process(es), asyncio")
+    print(f"cells of {args.seconds:g} s; load generator: {args.procs} process(es), asyncio;"
+          " latency = connect -> last reply;\ncpu s = CPU seconds used in the cell by the server,"
+          " the database server (MariaDB only) and the load generator")
     folder = harness.temp_folder("smss-bench-")
     cells: List[Cell] = []
     multirow: Dict[str, float] = {}

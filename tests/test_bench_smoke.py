@@ -37,7 +37,7 @@ def test_ingest_quick_prints_the_table_and_loses_nothing(mariadb, tmp_path):
         for scenario in ("1 rec/conn", "100 rec/conn"):
             for server in ("smss", "naive"):
                 row = re.compile(rf"^{backend} +{re.escape(scenario)} +\d+ +{server} +\d+ +\d+"
-                                 rf" +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER} ", re.M)
+                                 rf" +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER} ", re.M)
                 assert row.search(out), f"no {backend}/{scenario}/{server} row in:\n{out}"
         assert re.search(rf"^{backend}: .*multi-row insert .*: {NUMBER} rows/s", out, re.M)
         assert re.search(rf"^{backend} +100 rec/conn +16 +{NUMBER} +{NUMBER} +{NUMBER}"
