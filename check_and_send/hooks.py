@@ -13,6 +13,10 @@ gammu-smsd; a multipart message arrives reassembled, as one), plus
 ``SMSS_RCV_ID``, ``SMSS_PARTS``, ``SMSS_SENT_AT``, ``SMSS_RECEIVED_AT``,
 ``SMSS_TRANSPORT`` and ``SMSS_ERROR``.  The program also gets the rcv id as its
 last argument.
+
+The runner and the program write to the dispatcher's log file when there is
+one, not to the pass's stdout/stderr: a program still running must not hold
+the pipe of whoever ran the pass (cron, a test, a shell with ``| tee``) open.
 """
 
 from __future__ import annotations
@@ -30,15 +34,18 @@ log = logging.getLogger(__name__)
 
 
 class OnReceive:
-    def __init__(self, command: str, config_path: str) -> None:
+    def __init__(self, command: str, config_path: str, logfile: str = "") -> None:
         self.argv = shlex.split(command)
         self.config_path = config_path
+        self.logfile = logfile
         self._runners: List[subprocess.Popen] = []
 
     @classmethod
     def from_config(cls, config) -> Optional["OnReceive"]:
         command = config.get("dispatcher", "on_receive")
-        return cls(command, config.path) if command else None
+        if not command:
+            return None
+        return cls(command, config.path, config.get("dispatcher", "logfile"))
 
     def start(self, rcv_id: int, message: Optional[InboundMessage] = None) -> None:
         self._runners = [r for r in self._runners if r.poll() is None]  # reap finished ones
@@ -49,10 +56,24 @@ class OnReceive:
             env["SMSS_HOOK_CLASS"] = str(-1 if message.message_class is None
                                          else message.message_class)
             env["SMSS_HOOK_REFERENCE"] = str(message.references[0] if message.references else 0)
-        runner = subprocess.Popen(
-            [sys.executable, "-m", "check_and_send.hooks", str(rcv_id)],
-            env=env, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
+        output = None
+        if self.logfile:
+            try:
+                output = open(self.logfile, "ab")  # handed to the child
+            except OSError as exc:
+                log.warning("on_receive: cannot open %s for its output: %s", self.logfile, exc)
+        try:
+            runner = subprocess.Popen(
+                [sys.executable, "-m", "check_and_send.hooks", str(rcv_id)],
+                env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+                start_new_session=True,
+            )
+        except OSError as exc:  # the SMS is stored; only its program does not run
+            log.error("on_receive: cannot start the runner for rcv %d: %s", rcv_id, exc)
+            return
+        finally:
+            if output is not None:
+                output.close()
         self._runners.append(runner)
 
 
