@@ -291,7 +291,7 @@ def _wait_for_work(dispatcher, conn, kicks: Kicks, stop: threading.Event, poll: 
         if remaining <= 0:
             return
         try:
-            if dispatcher.transport.wait(min(0.5, remaining)):
+            if dispatcher.transport.wait(min(1.0, remaining), kicks.event):
                 return
         except SendFailed:
             return  # the next pass finds out and reports it

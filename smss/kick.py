@@ -5,6 +5,10 @@ running; then it only remembers that another pass is wanted and starts it when
 the running one exits.  So a thousand records in a second start one pass (plus
 at most one more for the records that arrived during it), and a kick that
 arrives during a pass is never lost.  The command never goes through a shell.
+
+When a dispatcher already holds its lock (``check_and_send --loop``, or a pass
+cron started), the kick is a SIGUSR1 to it instead of a new process: that is
+what a started command would do anyway, minus the Python start-up.
 """
 
 from __future__ import annotations
@@ -13,15 +17,21 @@ import asyncio
 import logging
 import os
 import shlex
+import signal
 from typing import Dict, List, Optional
+
+from smss.pidlock import PidLock
 
 log = logging.getLogger(__name__)
 
 
 class Kicker:
-    def __init__(self, command: str, env: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, command: str, env: Optional[Dict[str, str]] = None,
+                 dispatcher_lock: str = "") -> None:
         self.argv: List[str] = shlex.split(command)
         self._env = env
+        self._lock = PidLock(dispatcher_lock, marker="check_and_send") if dispatcher_lock else None
+        self.poked = 0  # kicks delivered as a signal to a running dispatcher
         self._running: Optional[asyncio.Task] = None
         self._pending = False
         self.started = 0  # passes started, for status and tests
@@ -37,7 +47,20 @@ class Kicker:
         if self._running is not None and not self._running.done():
             self._pending = True
             return
+        if self._poke_holder():
+            return
         self._running = asyncio.get_running_loop().create_task(self._run())
+
+    def _poke_holder(self) -> bool:
+        holder = self._lock.holder() if self._lock is not None else None
+        if holder is None:
+            return False
+        try:
+            os.kill(holder, signal.SIGUSR1)
+        except OSError:
+            return False
+        self.poked += 1
+        return True
 
     async def _run(self) -> None:
         while True:

@@ -71,7 +71,8 @@ async def _serve(config: Config, sockets: List[socket.socket],
                  log_handler: Optional[logging.Handler]) -> None:
     loop = asyncio.get_running_loop()
     env = {"SMSS_CONFIG": config.path} if config.path else None
-    kicker = Kicker(config.get("server", "kick_command"), env=env)
+    kicker = Kicker(config.get("server", "kick_command"), env=env,
+                    dispatcher_lock=config.get("dispatcher", "lockfile"))
     committer = Committer(
         config.get("database", "url"),
         config.get("database", "connect_timeout"),

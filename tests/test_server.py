@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -273,3 +274,31 @@ def test_kicks_are_collapsed_and_never_lost(server_factory, tmp_path):
     wait_for(lambda: marker.read_text().count("pass") == 1)
     server.send(b"#420608337726;during the pass")
     wait_for(lambda: marker.read_text().count("pass") == 2, timeout=10)
+
+
+def test_kick_signals_a_dispatcher_that_holds_the_lock(server_factory, tmp_path):
+    """With `check_and_send --loop` (or any pass) holding the lock, a kick is a SIGUSR1."""
+    pokes, spawned = tmp_path / "pokes", tmp_path / "spawned"
+    holder_script = tmp_path / "check_and_send_holder.py"  # "check_and_send" in its cmdline
+    holder_script.write_text(
+        "import os, signal, sys, time\n"
+        f"signal.signal(signal.SIGUSR1, lambda *a: open({str(pokes)!r}, 'a').write('poke\\n'))\n"
+        f"open({str(tmp_path / 'cas.lock')!r}, 'w').write(f'{{os.getpid()}}\\n')\n"
+        "time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, str(holder_script)])
+    try:
+        wait_for(lambda: (tmp_path / "cas.lock").exists())
+        spawn = tmp_path / "spawn"
+        spawn.write_text(f"#!/bin/sh\necho x >> {spawned}\n")
+        spawn.chmod(0o755)
+        server = server_factory(server={"kick_command": str(spawn)},
+                                dispatcher={"lockfile": str(tmp_path / "cas.lock")})
+        assert server.send(b"#420608337726;for the loop")[0].startswith("OK ")
+        wait_for(lambda: pokes.exists() and pokes.read_text().count("poke") == 1)
+        assert not spawned.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # a lock left by a dead holder is no holder: the command is started again
+    assert server.send(b"#420608337726;nobody holds the lock")[0].startswith("OK ")
+    wait_for(lambda: spawned.exists())

@@ -19,6 +19,7 @@ sent (a timeout after the PDU went out): it counts as an attempt.
 from __future__ import annotations
 
 import abc
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -106,7 +107,11 @@ class Transport(abc.ABC):
     def state(self) -> TransportState:
         return TransportState()
 
-    def wait(self, timeout: float) -> bool:
-        """Block up to ``timeout`` seconds; True when something arrived (for --loop)."""
-        time.sleep(timeout)
+    def wait(self, timeout: float, wake: Optional[threading.Event] = None) -> bool:
+        """Block up to ``timeout`` seconds, or until ``wake`` is set; True when something
+        arrived on the transport (for --loop)."""
+        if wake is not None:
+            wake.wait(timeout)
+        else:
+            time.sleep(timeout)
         return False

@@ -9,6 +9,7 @@ undecodable PDU kept raw so it can be stored and removed), and status reports
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable, List, Optional, Sequence
@@ -195,8 +196,8 @@ class ModemTransport(Transport):
             return TransportState()
         return TransportState(status.signal_dbm, status.registration, status.operator)
 
-    def wait(self, timeout: float) -> bool:
-        """Sleep until +CMTI / +CDSI / +CDS announces something, or ``timeout``."""
+    def wait(self, timeout: float, wake: Optional[threading.Event] = None) -> bool:
+        """Sleep until +CMTI / +CDSI announces something, ``wake`` is set, or ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -207,4 +208,8 @@ class ModemTransport(Transport):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            time.sleep(min(0.2, remaining))
+            if wake is not None:
+                if wake.wait(min(0.05, remaining)):
+                    return False
+            else:
+                time.sleep(min(0.05, remaining))
