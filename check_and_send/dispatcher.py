@@ -8,7 +8,10 @@ The order of every step is what keeps messages safe:
   outcome goes to a local journal that the next pass applies first, so a
   database outage never makes a message go out twice.
 - Received messages are committed to ``rcv`` before they are deleted from
-  the device; a report is deleted only after it was applied.
+  the device; a report is deleted only after it was applied.  A message
+  between the two is noted in ``<lockfile>.deleting`` (see ``ledger``), so one
+  whose delete failed, or whose pass died, is deleted by the next pass and not
+  stored twice.
 - Claims left by a dead pass are released; a claim whose send had started
   counts as an attempt (that message may have gone out: the only duplicate
   window, see the README).
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Callable, List, Optional, Tuple
 
+from check_and_send.ledger import DeleteLedger, fingerprint
 from smss.pidlock import pid_alive
 from smss.store import queue, received, sent, transports
 from smss.store.database import UNAVAILABLE_ERRORS, Connection, utcnow
@@ -63,6 +67,7 @@ class Settings:
     claim_timeout: float = 900.0
     rate_limit: int = 0  # messages per minute through this transport; 0: none
     journal: str = ""  # file for outcomes that could not be committed
+    ledger: str = ""  # file for received messages between commit and delete
 
     @classmethod
     def from_config(cls, config) -> "Settings":
@@ -76,6 +81,7 @@ class Settings:
             claim_timeout=get("dispatcher", "claim_timeout"),
             rate_limit=get("modem", "rate_limit"),
             journal=get("dispatcher", "lockfile") + ".journal",
+            ledger=get("dispatcher", "lockfile") + ".deleting",
         )
 
 
@@ -116,6 +122,7 @@ class Dispatcher:
         self.stopping = stopping  # asked to stop: no new message is started
         self.owner = owner_id()
         self._claimed: List[int] = []  # claimed by us and not yet finished
+        self.ledger = DeleteLedger(settings.ledger)
         self._opened = False
 
     # -- the pass
@@ -387,11 +394,27 @@ class Dispatcher:
             report.problem, report.problem_kind = exc.reason, exc.kind
             log.error("%s: cannot read received messages: %s", self.transport.name, exc.reason)
             return
-        for message in inbox.messages:
+        name = self.transport.name
+        keys = [fingerprint(name, message) for message in inbox.messages]
+        self.ledger.keep_only(keys)
+        for message, key in zip(inbox.messages, keys):
+            noted = self.ledger.noted_at(key)
+            if noted is not None:
+                earlier = received.stored_since(self.conn, name, message.phone, message.text,
+                                                message.raw_pdu, noted)
+                if earlier is not None:
+                    log.warning("message at %s was stored already (rcv %d); deleting it",
+                                ",".join(map(str, message.handles)), earlier)
+                    if self._delete(message.handles, report):
+                        self.ledger.forget(key)
+                    elif not report.ok:
+                        return
+                    continue
             incoming = received.Incoming(
                 message.phone, message.text, message.sent_at, message.parts, message.smsc,
-                self.transport.name, message.raw_pdu, message.error,
+                name, message.raw_pdu, message.error,
             )
+            self.ledger.note(key, utcnow())
             with self.conn.transaction():
                 rcv_id = received.insert(self.conn, incoming)
             report.received += 1
@@ -399,9 +422,12 @@ class Dispatcher:
             self.alive(0.0)
             log.info("received %d from %s (%d part(s))%s", rcv_id, message.phone, message.parts,
                      f": {message.error}" if message.error else "")
-            self._delete(message.handles)
             if self.on_received is not None:
                 self.on_received(rcv_id, message)
+            if self._delete(message.handles, report):
+                self.ledger.forget(key)
+            elif not report.ok:
+                return  # the link is gone; the note makes the next pass only delete it
         for delivery in inbox.reports:
             with self.conn.transaction():
                 update = sent.report(self.conn, self.transport.name, delivery.reference,
@@ -413,18 +439,22 @@ class Dispatcher:
             else:
                 log.info("delivery report: message %d part %d -> %s", update.sms_id,
                          update.part, update.message_delivery)
-            self._delete(delivery.handles)
+            if not self._delete(delivery.handles, report) and not report.ok:
+                return  # applying a report again later is harmless
 
-    def _delete(self, handles) -> None:
+    def _delete(self, handles, report: PassReport) -> bool:
+        """Remove stored items from the device; False when that failed (and the report
+        says so when the transport went down)."""
         if not handles:
-            return
+            return True
         try:
             self.transport.delete(handles)
         except SendFailed as exc:
-            # stored already; the next pass finds it again and must not store it twice:
-            # that is the transport's duty (it remembers deleted-but-failed handles) or,
-            # for a modem, the message is simply stored again (rare, logged).
             log.error("%s: could not delete %s: %s", self.transport.name, handles, exc.reason)
+            if exc.kind in (DOWN, OPERATOR):
+                report.problem, report.problem_kind = exc.reason, exc.kind
+            return False
+        return True
 
     def _save_state(self, report: PassReport) -> None:
         state = self.transport.state() if self._opened else None

@@ -17,6 +17,10 @@ import pytest
 from support_dispatch import site
 from support_mariadb import MariaDB
 
+from check_and_send.ledger import DeleteLedger, fingerprint
+from smss.store.database import utcnow
+from smss.transports.base import InboundMessage
+
 
 def wait_for(predicate, timeout=30.0, what="condition"):
     deadline = time.monotonic() + timeout
@@ -220,3 +224,35 @@ def test_a_long_pass_that_keeps_sending_is_not_cut_off_mid_send(tmp_path):
         assert "may have been sent" not in s.log()
         assert sent_texts(s) == Counter({f"long pass {i}": 1 for i in range(5)})
         assert s.rows("sms", "id, attempts") == [(i, 1) for i in ids]
+
+
+def test_an_sms_whose_delete_failed_is_not_stored_twice(tmp_path):
+    """The link drops at AT+CMGD, after the rcv row was committed: the next pass finds
+    the SMS on the SIM again and must delete it without a second rcv row (and without
+    a second on_receive run)."""
+    with site(tmp_path) as s:
+        s.sim.control.inject("+420777123456", "delete me once")
+        s.sim.control.inject("+420777123456", "delete me once")  # a real second SMS
+        s.sim.control.set_fault("drop", at="command", command="+CMGD", count=1)
+        s.run()
+        assert s.rows("rcv", "text") == [("delete me once",)]
+        assert stored_texts(s) == ["delete me once"] * 2  # the delete did not happen
+        assert s.run().returncode == 0, s.log()
+        assert s.rows("rcv", "text") == [("delete me once",)] * 2
+        assert stored_texts(s) == []
+
+
+def test_a_noted_sms_without_its_row_is_stored(tmp_path):
+    """A pass died after noting an SMS in <lockfile>.deleting and before its commit:
+    the note alone must not make the next pass delete it unstored."""
+    with site(tmp_path) as s:
+        s.sim.control.inject("+420777123456", "noted, never stored")
+        [item] = s.sim.control.storage()
+        message = InboundMessage(handles=(item["index"],), phone="+420777123456",
+                                 text="noted, never stored")
+        DeleteLedger(f"{tmp_path}/check_and_send.lock.deleting").note(
+            fingerprint(f"modem:{s.sim.url}", message), utcnow())
+        assert s.run().returncode == 0, s.log()
+        assert s.rows("rcv", "text") == [("noted, never stored",)]
+        assert stored_texts(s) == []
+        assert not os.path.exists(f"{tmp_path}/check_and_send.lock.deleting")

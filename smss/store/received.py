@@ -34,6 +34,18 @@ def insert(conn: Connection, message: Incoming) -> int:
     return rcv_id
 
 
+def stored_since(conn: Connection, transport: str, phone: str, text: str,
+                 raw_pdu: Optional[str], since: datetime) -> Optional[int]:
+    """The id of a row with this content from ``transport`` committed at or after
+    ``since`` (did a pass that died, or could not delete from the SIM, store it?)."""
+    row = conn.read().query_one(
+        "SELECT id FROM rcv WHERE transport = ? AND phone = ? AND text = ?"
+        " AND COALESCE(raw_pdu, '') = ? AND received_at >= ? ORDER BY id LIMIT 1",
+        (transport, phone, text, raw_pdu or "", since),
+    )
+    return int(row[0]) if row else None
+
+
 def set_handler_status(conn: Connection, rcv_id: int, status: int) -> None:
     with conn.transaction():
         conn.execute("UPDATE rcv SET handler_status = ? WHERE id = ?", (status, rcv_id)).close()
