@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 PERMANENT, TEMPORARY, DOWN, OPERATOR = "permanent", "temporary", "down", "operator"
 
@@ -95,6 +95,23 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def send(self, phone: str, text: str) -> Sent:
         """Send one message (all its parts); raises SendFailed."""
+
+    #: how many messages may be in flight at once through ``send_many`` (SMPP window)
+    window: int = 1
+
+    def send_many(self, items: Sequence[Tuple[Any, str, str]]
+                  ) -> Iterator[Tuple[Any, Union[Sent, SendFailed]]]:
+        """Send ``(key, phone, text)`` items, at most ``window`` in flight; yield each key
+        with its outcome as it completes (in any order).  A SendFailed of kind DOWN or
+        OPERATOR ends the batch: the items not yet yielded were not sent.  The default
+        sends one at a time."""
+        for key, phone, text in items:
+            try:
+                yield key, self.send(phone, text)
+            except SendFailed as exc:
+                yield key, exc
+                if exc.kind in (DOWN, OPERATOR):
+                    return
 
     def fetch(self) -> Inbox:
         """What came in and is waiting to be stored."""
