@@ -1,4 +1,4 @@
-"""The ``smss`` command: run, start, stop, restart, status, migrate.
+"""The ``smss`` command: run, start, stop, restart, status, migrate, web, user, token.
 
 ``run`` stays in the foreground and logs to stderr (for systemd); ``start``
 checks the configuration, the database and the port on the terminal, then
@@ -33,7 +33,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         "or /etc/smss/smss.conf)")
     parser.add_argument("--version", action="version", version=f"smss {__version__}")
     parser.add_argument("command", choices=["run", "start", "stop", "restart", "status",
-                                            "migrate", "demo"])
+                                            "migrate", "demo", "web", "user", "token"])
+    parser.add_argument("args", nargs="*", metavar="ARG",
+                        help="user: add|passwd|delete NAME, list; token: add|delete NAME, list")
     parser.add_argument("--dir", default="smss-demo",
                         help="demo: folder for its configuration, queue and logs")
     parser.add_argument("--port", type=int, default=2021, help="demo: TCP port of the server")
@@ -52,6 +54,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if config.path:
         os.environ["SMSS_CONFIG"] = os.path.abspath(config.path)
         config.path = os.environ["SMSS_CONFIG"]
+    if args.command in ("user", "token"):
+        from smss.web import accounts
+
+        return accounts.main(args.command, args.args, config)
+    if args.args:
+        parser.error(f"{args.command} takes no further arguments")
     command = {
         "run": cmd_run,
         "start": cmd_start,
@@ -59,6 +67,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "restart": cmd_restart,
         "status": cmd_status,
         "migrate": cmd_migrate,
+        "web": cmd_web,
     }[args.command]
     return command(config)
 
@@ -67,12 +76,19 @@ def _pidlock(config: Config) -> PidLock:
     return PidLock(config.get("server", "pidfile"), marker="smss")
 
 
-def _prepare(config: Config) -> list:
-    """Everything that can fail before serving: database and port (raises)."""
+def _prepare(config: Config) -> tuple:
+    """Everything that can fail before serving: database and ports (raises).
+    Returns the server's sockets and the web interface's (none unless enabled)."""
     from smss import service
 
     service.check_database(config)
-    return service.bind(config)
+    sockets = service.bind(config)
+    try:
+        return sockets, service.bind_web(config)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
 
 
 def cmd_run(config: Config) -> int:
@@ -90,14 +106,14 @@ def cmd_run(config: Config) -> int:
                     exc)
         lock = None
     try:
-        sockets = _prepare(config)
+        sockets, web_sockets = _prepare(config)
     except Exception as exc:  # noqa: BLE001 - any start-up failure ends here with its reason
         log.error("cannot start: %s", exc)
         if lock is not None:
             lock.release()
         return 1
     try:
-        service.run(config, sockets, handler)
+        service.run(config, sockets, handler, web_sockets)
     finally:
         if lock is not None:
             lock.release()
@@ -116,7 +132,7 @@ def cmd_start(config: Config) -> int:
         return 0
     try:
         os.makedirs(os.path.dirname(os.path.abspath(lock.path)), exist_ok=True)
-        sockets = _prepare(config)
+        sockets, web_sockets = _prepare(config)
     except Exception as exc:  # noqa: BLE001 - reported on the terminal before the fork
         print(f"smss: cannot start: {exc}", file=sys.stderr)
         return 1
@@ -126,7 +142,7 @@ def cmd_start(config: Config) -> int:
     except OSError as exc:
         print(f"smss: cannot open log file {logfile}: {exc}", file=sys.stderr)
         return 1
-    keep = [sock.fileno() for sock in sockets]
+    keep = [sock.fileno() for sock in sockets + web_sockets]
     stream = getattr(handler, "stream", None)
     if stream is not None:
         keep.append(stream.fileno())  # python-daemon closes every other descriptor
@@ -141,13 +157,13 @@ def cmd_start(config: Config) -> int:
     sys.stderr.flush()
     child = os.fork()
     if child:  # the command: wait until the daemon holds its PID file, then report
-        for sock in sockets:
+        for sock in sockets + web_sockets:
             sock.close()
         return _await_daemon(lock, child, logfile)
     try:
         with context:
             log.info("smss %s daemon started (pid %d)", __version__, os.getpid())
-            service.run(config, sockets, handler)
+            service.run(config, sockets, handler, web_sockets)
     except LockHeld as exc:
         log.error("another smss is running (pid %s)", exc.pid)
         os._exit(1)
@@ -209,6 +225,22 @@ def cmd_status(config: Config) -> int:
     except Exception as exc:  # noqa: BLE001 - status reports what it cannot reach
         print(f"database: unavailable ({exc})")
     return 0 if pid else 3
+
+
+def cmd_web(config: Config) -> int:
+    """The web interface and HTTP API alone, in the foreground (``[web]`` settings)."""
+    from smss import service
+    from smss.web import server as web
+
+    handler = logs.setup(config.get("server", "logfile"), config.get("server", "loglevel"))
+    try:
+        service.check_database(config)
+        sockets = service.bind_web(config, always=True)
+    except Exception as exc:  # noqa: BLE001 - any start-up failure ends here with its reason
+        log.error("cannot start: %s", exc)
+        return 1
+    web.run_alone(config, sockets, handler)
+    return 0
 
 
 def cmd_migrate(config: Config) -> int:

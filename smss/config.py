@@ -181,6 +181,29 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ),
     ("modem", "name"): Key(_str, "", "name recorded as the transport; empty: modem:DEVICE"),
     ("modem", "rate_limit"): Key(_int, "0", "most messages per minute through this SIM; 0: none"),
+    # --- the web interface and HTTP API (`smss web`; `smss run` too when enabled)
+    ("web", "enabled"): Key(
+        _bool, "no", "`smss run` serves the web interface and HTTP API as well"
+    ),
+    ("web", "listen"): Key(_str, "127.0.0.1", "address of the web interface"),
+    ("web", "port"): Key(_int, "8021", "its TCP port"),
+    ("web", "secret_file"): Key(
+        _str, "/var/lib/smss/web-secret", "key that signs login cookies; created if missing"
+    ),
+    ("web", "session_hours"): Key(_float, "12", "hours a login lasts without being used"),
+    ("web", "secure_cookies"): Key(
+        _bool, "no", "send the login cookie only over HTTPS (set it behind a TLS proxy)"
+    ),
+    ("web", "trusted_proxies"): Key(
+        _list, "", "proxy addresses whose X-Forwarded-For and -Proto are believed"
+    ),
+    ("web", "page_size"): Key(_positive_int, "50", "rows per page"),
+    ("web", "timezone"): Key(
+        _str, "", "time zone of the times shown (`Europe/Prague`); empty: the server's"
+    ),
+    ("web", "max_login_failures"): Key(
+        _positive_int, "10", "failed logins from one address in 15 minutes before it must wait"
+    ),
 }
 
 

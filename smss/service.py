@@ -1,4 +1,5 @@
-"""Assembling and running the spooler: sockets, database check, committer, server, kicker.
+"""Assembling and running the spooler: sockets, database check, committer, server, kicker
+(and the web interface, ``smss.web``, when ``[web] enabled``).
 
 ``bind`` opens the listening sockets (done before daemonising, so "address
 already in use" reaches the terminal); ``run`` serves until SIGTERM or SIGINT,
@@ -13,7 +14,7 @@ import logging
 import resource
 import signal
 import socket
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from smss import logs, validate
 from smss.committer import Committer
@@ -41,6 +42,18 @@ def bind(config: Config) -> List[socket.socket]:
     return [sock]
 
 
+def bind_web(config: Config, always: bool = False) -> List[socket.socket]:
+    """The web interface's socket when ``[web] enabled`` (or ``always``); checks its
+    settings first, so a bad one is reported at start."""
+    if not (always or config.get("web", "enabled")):
+        return []
+    from smss.web import server as web
+    from smss.web.settings import WebSettings
+
+    WebSettings.from_config(config)
+    return web.bind(config)
+
+
 def check_database(config: Config) -> None:
     """Create an empty database's schema, refuse an outdated one (raises)."""
     conn = connect(config.get("database", "url"), config.get("database", "connect_timeout"))
@@ -62,13 +75,15 @@ def raise_file_limit() -> None:
 
 
 def run(config: Config, sockets: List[socket.socket],
-        log_handler: Optional[logging.Handler] = None) -> None:
+        log_handler: Optional[logging.Handler] = None,
+        web_sockets: Sequence[socket.socket] = ()) -> None:
     raise_file_limit()
-    asyncio.run(_serve(config, sockets, log_handler))
+    asyncio.run(_serve(config, sockets, log_handler, web_sockets))
 
 
 async def _serve(config: Config, sockets: List[socket.socket],
-                 log_handler: Optional[logging.Handler]) -> None:
+                 log_handler: Optional[logging.Handler],
+                 web_sockets: Sequence[socket.socket] = ()) -> None:
     loop = asyncio.get_running_loop()
     env = {"SMSS_CONFIG": config.path} if config.path else None
     kicker = Kicker(config.get("server", "kick_command"), env=env,
@@ -87,6 +102,12 @@ async def _serve(config: Config, sockets: List[socket.socket],
         kicker,
     )
     await server.start(sockets)
+    web = None
+    if web_sockets:
+        from smss.web.server import WebServer
+
+        web = WebServer(config, committer)  # the same group commit and kicker as TCP
+        await web.start(web_sockets)
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
@@ -96,6 +117,8 @@ async def _serve(config: Config, sockets: List[socket.socket],
              DatabaseUrl.parse(config.get("database", "url")).describe())
     await stopping.wait()
     log.info("stopping: no new connections, finishing received records")
+    if web is not None:
+        await web.stop()
     await server.stop()
     await loop.run_in_executor(None, committer.stop)
     log.info("stopped; %d record(s) accepted since start", server.accepted)

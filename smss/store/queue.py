@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import List, Optional, Sequence, Tuple
 
+from smss.store import paging
 from smss.store.database import Connection, as_datetime, utcnow
 
 _COLUMNS = "phone, text, parts, client, route, created_at, next_attempt_at"
@@ -254,3 +255,38 @@ def next_due(conn: Connection) -> Optional[datetime]:
         "SELECT MIN(next_attempt_at) FROM msg WHERE claimed_by IS NULL"
     )
     return as_datetime(row[0]) if row else None
+
+
+# -- listings (the web interface's queue page)
+
+LISTING_STATES = ("due", "retry", "sending", "error")
+
+_LISTING = paging.Listing(
+    "msg",
+    ("id", "phone", "text", "parts", "client", "created_at", "attempts",
+     "next_attempt_at", "last_error", "claimed_by", "send_started_at"),
+    "created_at", ("created_at", "next_attempt_at", "send_started_at"),
+)
+
+
+def page(conn: Connection, filters: paging.Filters, *, before: Optional[paging.Cursor] = None,
+         after: Optional[paging.Cursor] = None, limit: int = 50) -> paging.Page:
+    """One page of the queue, newest first (``smss.store.paging``).  ``filters.status``:
+    ``due`` (waiting for the dispatcher), ``retry`` (waiting after a failed attempt),
+    ``sending`` (claimed by a dispatcher), ``error`` (has a last error)."""
+    where, params = filters.conditions()
+    state = filters.status
+    if state == "due":
+        where.append("claimed_by IS NULL AND next_attempt_at <= ?")
+        params.append(utcnow())
+    elif state == "retry":
+        where.append("claimed_by IS NULL AND next_attempt_at > ?")
+        params.append(utcnow())
+    elif state == "sending":
+        where.append("claimed_by IS NOT NULL")
+    elif state == "error":
+        where.append("last_error IS NOT NULL")
+    elif state:
+        raise ValueError(f"unknown queue state {state!r}")
+    return paging.fetch(conn, _LISTING, where, params, since=filters.since,
+                        until=filters.until, before=before, after=after, limit=limit)

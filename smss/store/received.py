@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Optional
+from typing import List, Optional
 
+from smss.store import paging
 from smss.store.database import Connection, as_datetime, utcnow
 
 
@@ -73,3 +74,42 @@ def last_received(conn: Connection) -> Optional[datetime]:
     row = conn.read().query_one("SELECT MAX(received_at) FROM rcv")
     return as_datetime(row[0]) if row else None
 
+
+# -- listings (the web interface's received page and the HTTP API)
+
+_LISTING = paging.Listing(
+    "rcv",
+    ("id", "phone", "text", "received_at", "sent_at", "parts", "smsc", "transport",
+     "error", "handler_status"),
+    "received_at", ("received_at", "sent_at"),
+)
+
+
+def page(conn: Connection, filters: paging.Filters, *, before: Optional[paging.Cursor] = None,
+         after: Optional[paging.Cursor] = None, limit: int = 50) -> paging.Page:
+    """One page of ``rcv``, newest first by ``received_at`` (``smss.store.paging``).
+    ``filters.status``: ``error`` (undecodable or incomplete messages only)."""
+    where, params = filters.conditions()
+    if filters.status == "error":
+        where.append("error IS NOT NULL")
+    elif filters.status:
+        raise ValueError(f"unknown received state {filters.status!r}")
+    return paging.fetch(conn, _LISTING, where, params, since=filters.since,
+                        until=filters.until, before=before, after=after, limit=limit)
+
+
+def since(conn: Connection, after_id: int, limit: int) -> List[dict]:
+    """Messages with an id above ``after_id``, oldest first (for pollers of the API)."""
+    columns = _LISTING.columns
+    rows = conn.read().query(
+        f"SELECT {', '.join(columns)} FROM rcv WHERE id > ? ORDER BY id LIMIT ?",  # noqa: S608
+        (after_id, limit),
+    )
+    found = []
+    for row in rows:
+        item = dict(zip(columns, row))
+        item["id"] = int(item["id"])
+        item["received_at"] = as_datetime(item["received_at"])
+        item["sent_at"] = as_datetime(item["sent_at"])
+        found.append(item)
+    return found

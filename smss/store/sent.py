@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import List, Optional, Sequence, Tuple
 
+from smss.store import paging
 from smss.store.database import Connection, as_datetime, utcnow
 from smss.store.queue import Claimed
 
@@ -137,3 +138,53 @@ def stats(conn: Connection) -> SentStats:
 
 def rows_for(conn: Connection, ids: Sequence[int]) -> List[dict]:
     return [r for r in (get(conn, i) for i in ids) if r is not None]
+
+
+# -- listings (the web interface's sent page)
+
+LISTING_STATUSES = (SENT, FAILED, EXPIRED)
+LISTING_DELIVERIES = (PENDING, DELIVERED, UNDELIVERED)
+
+_LISTING = paging.Listing(
+    "sms",
+    ("id", "phone", "text", "status", "sent_at", "parts", "client", "created_at",
+     "attempts", "transport", "error", "delivery", "delivered_at"),
+    "sent_at", ("sent_at", "created_at", "delivered_at"),
+)
+
+
+def page(conn: Connection, filters: paging.Filters, *, delivery: Optional[str] = None,
+         before: Optional[paging.Cursor] = None, after: Optional[paging.Cursor] = None,
+         limit: int = 50) -> paging.Page:
+    """One page of ``sms``, newest first by ``sent_at`` (``smss.store.paging``).
+    ``filters.status``: sent, failed, expired; ``delivery``: pending, delivered, failed."""
+    where, params = filters.conditions()
+    if filters.status:
+        if filters.status not in LISTING_STATUSES:
+            raise ValueError(f"unknown status {filters.status!r}")
+        where.append("status = ?")
+        params.append(filters.status)
+    if delivery:
+        if delivery not in LISTING_DELIVERIES:
+            raise ValueError(f"unknown delivery state {delivery!r}")
+        where.append("delivery = ?")
+        params.append(delivery)
+    return paging.fetch(conn, _LISTING, where, params, since=filters.since,
+                        until=filters.until, before=before, after=after, limit=limit)
+
+
+def parts(conn: Connection, sms_id: int) -> List[dict]:
+    """The ``sms_part`` rows of one message, in part order."""
+    keys = ("part", "transport", "reference", "sent_at", "delivery", "status_code", "reported_at")
+    rows = conn.read().query(
+        "SELECT part, transport, reference, sent_at, delivery, status_code, reported_at"
+        " FROM sms_part WHERE sms_id = ? ORDER BY part",
+        (sms_id,),
+    )
+    found = []
+    for row in rows:
+        item = dict(zip(keys, row))
+        item["sent_at"] = as_datetime(item["sent_at"])
+        item["reported_at"] = as_datetime(item["reported_at"])
+        found.append(item)
+    return found

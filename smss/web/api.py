@@ -1,0 +1,260 @@
+"""The HTTP API for applications: send, message status by id, received messages.
+
+Every endpoint needs ``Authorization: Bearer <token>`` (``smss token add``).
+Sending means what a TCP record means: each message is judged with the same
+rules and answered ``OK <id>`` once committed or ``ERR <code> <reason>`` with
+the same codes; good messages are stored even when others in the request are
+refused.  The HTTP status is 200 when every message was stored, otherwise the
+code of the first refused one (so ``curl --fail`` fails like ``smss-client``).
+A request the API cannot read at all is 400, too many messages in one request
+429, a body over the size limit 413; nothing of such a request is stored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, List, Literal, Optional, Union
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+
+from smss.protocol import TOO_MANY
+from smss.store import accounts, received, sent
+from smss.store import queue as msg_table
+from smss.store.database import as_datetime
+
+MAX_ID = 2**63 - 1
+
+router = APIRouter(prefix="/api/v1", tags=["messages"])
+bearer = HTTPBearer(auto_error=False, description="an API token from `smss token add NAME`")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: Optional[dict] = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+# -- models
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="what was wrong")
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: str = Field(description="the recipient: E.164 (`+420608337726`), `00…`, or a"
+                                   " national number of `default_country_code`",
+                       examples=["+420608337726"])
+    text: str = Field(description="the text, any Unicode; long texts go as several parts",
+                      examples=["Backup failed on db1"])
+
+
+class SendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    messages: List[MessageIn] = Field(min_length=1, description="one or more messages, judged"
+                                      " one by one; at most `max_records_per_connection`")
+
+
+class SendResult(BaseModel):
+    ok: bool = Field(description="stored (committed in the queue)")
+    id: Optional[int] = Field(None, description="the message id when stored")
+    code: Optional[int] = Field(None, description="the TCP protocol's error code when not"
+                                                  " stored: 413, 422 or 503")
+    error: Optional[str] = Field(None, description="why it was not stored")
+    reply: str = Field(description="the line the TCP protocol would answer:"
+                                   " `OK 17` or `ERR 422 …`", examples=["OK 17"])
+
+
+class SendResponse(BaseModel):
+    ok: bool = Field(description="every message was stored")
+    results: List[SendResult] = Field(description="one per message, in the request's order")
+
+
+class MessageStatus(BaseModel):
+    id: int
+    state: Literal["queued", "sending", "sent", "failed", "expired"] = Field(
+        description="queued: waiting (a retry included); sending: a dispatcher has it;"
+                    " sent; failed: given up (see error); expired: not sent in time")
+    phone: str
+    text: str
+    parts: int
+    created_at: datetime = Field(description="when it was accepted (UTC)")
+    attempts: int
+    next_attempt_at: Optional[datetime] = Field(None, description="queued: when it is tried"
+                                                                  " next")
+    last_error: Optional[str] = Field(None, description="queued: why the last attempt failed")
+    sent_at: Optional[datetime] = Field(None, description="when it was sent or given up")
+    transport: Optional[str] = None
+    error: Optional[str] = Field(None, description="failed/expired: why")
+    delivery: Optional[Literal["pending", "delivered", "failed"]] = Field(
+        None, description="from delivery reports; null when none was asked for or it is not"
+                          " sent yet")
+    delivered_at: Optional[datetime] = None
+
+
+class ReceivedMessage(BaseModel):
+    id: int
+    phone: str = Field(description="the sender")
+    text: str
+    received_at: datetime
+    sent_at: Optional[datetime] = Field(None, description="the sender's SMSC time stamp")
+    parts: int
+    smsc: str
+    transport: str
+    error: Optional[str] = Field(None, description="set for an undecodable or incomplete"
+                                                   " message")
+
+
+class ReceivedPage(BaseModel):
+    messages: List[ReceivedMessage]
+    last_id: int = Field(description="pass as `since` next time (the request's `since` when"
+                                     " nothing new came)")
+
+
+# -- helpers
+
+
+def _utc(value: Optional[datetime]) -> Optional[datetime]:
+    return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def api_token(request: Request,
+              credentials: Annotated[Optional[HTTPAuthorizationCredentials], Depends(bearer)]
+              ) -> accounts.Token:
+    state = request.app.state
+    token = credentials.credentials if credentials else ""
+    with state.pool.connection() as conn:
+        found = state.tokens.check(conn, token)
+    if found is None:
+        raise ApiError(401, "a valid API token is needed: Authorization: Bearer <token>",
+                       {"WWW-Authenticate": "Bearer"})
+    return found
+
+
+Token = Annotated[accounts.Token, Depends(api_token)]
+
+_AUTH = {401: {"model": ErrorBody, "description": "no token, or not a valid one"},
+         400: {"model": ErrorBody, "description": "the request could not be read"},
+         503: {"model": ErrorBody, "description": "the database is unavailable"}}
+
+
+# -- endpoints
+
+
+@router.post(
+    "/messages",
+    summary="Queue messages",
+    response_model=SendResponse,
+    responses={
+        400: {"model": ErrorBody, "description": "the request could not be read"},
+        401: _AUTH[401],
+        413: {"model": Union[SendResponse, ErrorBody],
+              "description": "a message longer than `max_record_bytes` (the others were"
+                             " judged on their own), or a body over the size limit"
+                             " (nothing stored)"},
+        422: {"model": SendResponse,
+              "description": "a message was refused (bad number, empty or too long text);"
+                             " the others were judged on their own"},
+        429: {"model": ErrorBody, "description": "more messages than"
+                                                 " `max_records_per_connection`;"
+                                                 " nothing stored"},
+        503: {"model": SendResponse, "description": "the queue could not commit: not stored,"
+                                                    " send those again"},
+    },
+)
+async def send_messages(body: SendRequest, request: Request, token: Token) -> JSONResponse:
+    """Each message is answered like a TCP record: `OK <id>` once it is committed in
+    the queue (the dispatcher is kicked at once), `ERR <code> <reason>` otherwise.
+    Status 200 when every message was stored, else the code of the first refused
+    one; the messages whose result is `ok` were stored all the same, so send only
+    the others again."""
+    state = request.app.state
+    if len(body.messages) > state.settings.max_records:
+        raise ApiError(TOO_MANY, f"too many messages in one request: at most"
+                                 f" {state.settings.max_records}")
+    client = f"api:{token.name}@{client_address(request)}"
+    results = await state.sender.send([(m.phone, m.text) for m in body.messages], client)
+    payload = SendResponse(
+        ok=all(r.ok for r in results),
+        results=[SendResult(ok=r.ok, id=r.id, code=r.code, error=r.error, reply=r.reply())
+                 for r in results],
+    )
+    status = next((r.code for r in results if not r.ok), 200)
+    return JSONResponse(payload.model_dump(mode="json"), status_code=status)
+
+
+@router.get(
+    "/messages/{message_id}",
+    summary="A message's state",
+    response_model=MessageStatus,
+    responses={**_AUTH, 404: {"model": ErrorBody, "description": "no message with this id"}},
+)
+def message_status(
+    request: Request,
+    message_id: Annotated[int, Path(ge=1, le=MAX_ID, description="the id from `OK <id>`")],
+    token: Token,
+) -> MessageStatus:
+    """Where a message is: still queued (or being sent), sent, failed or expired,
+    and what the delivery reports said."""
+    with request.app.state.pool.connection() as conn:
+        found = find_message(conn, message_id)
+    if found is None:
+        raise ApiError(404, f"no message {message_id}")
+    return found
+
+
+def find_message(conn, message_id: int) -> Optional[MessageStatus]:
+    # The queue first: a message leaves msg and enters sms in one transaction, so
+    # looking in this order cannot miss one that moves in between.
+    row = msg_table.get(conn, message_id)
+    if row is not None:
+        return MessageStatus(
+            id=int(row["id"]), state="sending" if row["claimed_by"] else "queued",
+            phone=row["phone"], text=row["text"], parts=int(row["parts"]),
+            created_at=_utc(as_datetime(row["created_at"])), attempts=int(row["attempts"]),
+            next_attempt_at=_utc(as_datetime(row["next_attempt_at"])), last_error=row["last_error"],
+        )
+    row = sent.get(conn, message_id)
+    if row is None:
+        return None
+    return MessageStatus(
+        id=int(row["id"]), state=row["status"], phone=row["phone"], text=row["text"],
+        parts=int(row["parts"]), created_at=_utc(as_datetime(row["created_at"])),
+        attempts=int(row["attempts"]), sent_at=_utc(as_datetime(row["sent_at"])),
+        transport=row["transport"] or None, error=row["error"], delivery=row["delivery"],
+        delivered_at=_utc(as_datetime(row["delivered_at"])),
+    )
+
+
+@router.get(
+    "/received",
+    summary="Received messages after an id",
+    response_model=ReceivedPage,
+    responses=_AUTH,
+)
+def received_since(
+    request: Request,
+    token: Token,
+    since: Annotated[int, Query(ge=0, le=MAX_ID,
+                                description="the last id you have; 0 for the oldest")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 100,
+) -> ReceivedPage:
+    """Messages received after `since`, oldest first.  Poll with the `last_id` of the
+    previous answer."""
+    with request.app.state.pool.connection() as conn:
+        rows = received.since(conn, since, limit)
+    messages = [ReceivedMessage(
+        id=r["id"], phone=r["phone"], text=r["text"], received_at=_utc(r["received_at"]),
+        sent_at=_utc(r["sent_at"]), parts=int(r["parts"]), smsc=r["smsc"] or "",
+        transport=r["transport"] or "", error=r["error"]) for r in rows]
+    return ReceivedPage(messages=messages, last_id=messages[-1].id if messages else since)

@@ -1,0 +1,53 @@
+"""A small pool of database connections for the web application's worker threads.
+
+Page and API handlers run in a thread pool; each borrows a connection for the
+length of one request and gives it back.  A connection that raised a database
+error is closed instead of returned, so the next request opens a fresh one
+(after a MariaDB restart, for instance).
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Iterator, List
+
+from smss.store.database import UNAVAILABLE_ERRORS, Connection, connect
+
+
+class Pool:
+    def __init__(self, url: str, connect_timeout: float = 10.0, keep: int = 8) -> None:
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self.keep = keep
+        self._idle: List[Connection] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = connect(self.url, self.connect_timeout)
+        try:
+            yield conn
+        except UNAVAILABLE_ERRORS:
+            conn.close()
+            raise
+        except BaseException:
+            self._give_back(conn)
+            raise
+        self._give_back(conn)
+
+    def _give_back(self, conn: Connection) -> None:
+        with self._lock:
+            if len(self._idle) < self.keep:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
