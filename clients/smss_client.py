@@ -85,7 +85,7 @@ def make_record(phone: str, text: str) -> str:
 
 # States of count_records, mirroring the server's parser.
 _OUTSIDE, _JUNK, _PHONE, _TEXT = range(4)
-_BLANK = b" \t\r\n"
+_BLANK = b" \t\r\n\x00"  # NUL: telnet sends CR NUL for a bare CR
 _SPACE = b" \t\r\n\x0b\x0c"
 
 

@@ -47,7 +47,7 @@ class RecordError:
 
 Event = Union[Record, RecordError]
 
-_OUTSIDE, _JUNK, _PHONE, _TEXT, _SKIP = range(5)
+_OUTSIDE, _JUNK, _PHONE, _TEXT = range(4)
 _PHONE_STOP = re.compile(rb"[;#\r\n]")
 _TEXT_STOP = re.compile(rb"[\\#\r\n]")
 _JUNK_STOP = re.compile(rb"[#\r\n]")
@@ -83,8 +83,9 @@ class RecordParser:
         self._state = _OUTSIDE
         self._phone = bytearray()
         self._text = bytearray()
-        self._escape = False  # a backslash was the last byte seen in TEXT or SKIP
+        self._escape = False  # a backslash was the last byte seen in TEXT
         self._size = 0  # raw bytes of the current record
+        self._overflow = False  # the record outgrew the limit: parsed on, not kept
 
     # -- public
 
@@ -125,15 +126,12 @@ class RecordParser:
             return match.end()
         if state == _PHONE:
             return self._in_phone(data, pos, events)
-        if state == _TEXT:
-            return self._in_text(data, pos, events)
-        return self._in_skip(data, pos)
+        return self._in_text(data, pos, events)
 
     def _in_phone(self, data: bytes, pos: int, events: List[Event]) -> int:
         match = _PHONE_STOP.search(data, pos)
         stop = match.start() if match else len(data)
-        if not self._take(data[pos:stop], self._phone, events):
-            return stop
+        self._take(data[pos:stop], self._phone, events)
         if match is None:
             return stop
         byte = data[stop]
@@ -160,8 +158,7 @@ class RecordParser:
             return pos + 1
         match = _TEXT_STOP.search(data, pos)
         stop = match.start() if match else len(data)
-        if not self._take(data[pos:stop], self._text, events):
-            return stop
+        self._take(data[pos:stop], self._text, events)
         if match is None:
             return stop
         byte = data[stop]
@@ -174,27 +171,6 @@ class RecordParser:
             self._begin_record()
         return stop + 1
 
-    def _in_skip(self, data: bytes, pos: int) -> int:
-        """Discard an oversized record up to its end, honouring escapes."""
-        while pos < len(data):
-            if self._escape:
-                self._escape = False
-                pos += 1
-                continue
-            match = _TEXT_STOP.search(data, pos)
-            if match is None:
-                return len(data)
-            byte = data[match.start()]
-            if byte == 0x5C:
-                self._escape = True
-                pos = match.end()
-                continue
-            self._state = _OUTSIDE
-            if byte == 0x23:
-                self._begin_record()
-            return match.end()
-        return pos
-
     # -- helpers
 
     def _begin_record(self) -> None:
@@ -203,30 +179,33 @@ class RecordParser:
         self._text.clear()
         self._escape = False
         self._size = 1
+        self._overflow = False
 
-    def _take(self, chunk: bytes, into: bytearray, events: List[Event], raw_size: int = -1) -> bool:
-        """Append ``chunk``; False (and skip the rest of the record) if it grew too long."""
-        if not self._count(len(chunk) if raw_size < 0 else raw_size, events):
-            return False
-        into += chunk
-        return True
+    def _take(self, chunk: bytes, into: bytearray, events: List[Event], raw_size: int = -1) -> None:
+        """Append ``chunk`` unless the record has grown too long (then it is only counted)."""
+        if self._count(len(chunk) if raw_size < 0 else raw_size, events):
+            into += chunk
 
     def _count(self, size: int, events: List[Event]) -> bool:
+        """Count raw bytes; False once the record is over the limit (reported once)."""
         self._size += size
         if self._size <= self.max_record_bytes:
             return True
-        events.append(
-            RecordError(TOO_LONG, f"record longer than {self.max_record_bytes} bytes, skipped")
-        )
-        self._phone.clear()
-        self._text.clear()
-        self._state = _SKIP
+        if not self._overflow:
+            self._overflow = True
+            events.append(
+                RecordError(TOO_LONG, f"record longer than {self.max_record_bytes} bytes, skipped")
+            )
+            self._phone.clear()
+            self._text.clear()
         return False
 
     def _end_record(self, events: List[Event]) -> None:
         state = self._state
         self._state = _OUTSIDE
-        if state == _TEXT:
+        if self._overflow:
+            pass  # already answered with TOO_LONG
+        elif state == _TEXT:
             if self._escape:
                 self._text += b"\\"
                 self._escape = False
@@ -235,6 +214,8 @@ class RecordParser:
             events.append(RecordError(BAD_SYNTAX, "missing ';' between phone number and text"))
         self._phone.clear()
         self._text.clear()
+        self._escape = False
+        self._overflow = False
 
     def _decode(self, raw: bytearray) -> str:
         return bytes(raw).decode("utf-8", self._errors)

@@ -135,7 +135,10 @@ def test_start_reports_a_busy_port_on_the_terminal(daemon_config):
 
 def test_run_refuses_an_outdated_schema_and_migrate_fixes_it(daemon_config):
     config, port, tmp = daemon_config
-    assert smss(config, "migrate").stdout.strip().endswith("schema is at version 1")
+    from smss.store import migrations
+
+    latest = migrations.latest_version("sqlite")
+    assert smss(config, "migrate").stdout.strip().endswith(f"schema is at version {latest}")
     import sqlite3
 
     db = sqlite3.connect(tmp / "smss.db")

@@ -20,15 +20,6 @@ from support_fuzz import fuzz_settings, no_hang
 
 from smss.protocol import BAD_SYNTAX, TOO_LONG, Record, RecordError, RecordParser
 
-# Known bug, reported to the lead (owner of smss/protocol.py): a record that overflows
-# max_record_bytes inside its PHONE is skipped with TEXT's escape rules, so a backslash in
-# the phone escapes the next '#' when the overflow happened before the backslash was seen
-# (byte by byte), and does not when it happened after (one chunk): b"#1\\#;" with
-# max_record_bytes=1 gives two errors fed whole and one fed byte by byte.  Until it is
-# fixed the split property is not checked for inputs with a backslash in a phone field;
-# test_overflow_in_phone_does_not_depend_on_the_split is a strict xfail that starts
-# failing once the parser is fixed: then delete this and the xfail marker.
-KNOWN_SPLIT_BUG = re.compile(rb"#[^;#\r\n]*\\")
 
 
 def documented_errors(max_record_bytes: int) -> set:
@@ -69,13 +60,10 @@ def check_protocol(data: bytes, cuts: Sequence[int], max_record_bytes: int) -> N
             assert isinstance(event.phone, str) and isinstance(event.text, str)
             event.phone.encode("utf-8")
             event.text.encode("utf-8")
-    if KNOWN_SPLIT_BUG.search(data):
-        return
     assert parse_in_pieces(data, [], max_record_bytes) == events, "depends on the split"
     assert parse_in_pieces(data, range(len(data)), max_record_bytes) == events, "bytewise differs"
 
 
-@pytest.mark.xfail(strict=True, reason="known bug in smss/protocol.py, see KNOWN_SPLIT_BUG")
 def test_overflow_in_phone_does_not_depend_on_the_split():
     data = b"#1\\#;"
     whole = parse_in_pieces(data, [], 1)

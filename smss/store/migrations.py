@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import List
 
+import pymysql
+
 from smss.store.database import Connection, utcnow
 
 log = logging.getLogger(__name__)
@@ -82,13 +84,13 @@ def migrate(conn: Connection) -> List[str]:
             continue
         with conn.transaction():
             # SQLite runs DDL inside the transaction; MySQL commits each DDL itself,
-            # so every statement of our files is written to be re-runnable.
+            # so a statement that finds its work done is skipped (see _run_ddl).
             if conn.query_one(
                 "SELECT 1 FROM schema_version WHERE version = ?", (migration.version,)
             ):
                 continue  # another process applied it meanwhile
             for statement in migration.statements():
-                conn.execute(statement).close()
+                _run_ddl(conn, statement)
             conn.execute(
                 "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.name, utcnow()),
@@ -96,6 +98,20 @@ def migrate(conn: Connection) -> List[str]:
         log.info("applied schema migration %s", migration.name)
         applied.append(migration.name)
     return applied
+
+
+# MySQL errors that mean "this statement was applied before" (a migration interrupted
+# halfway: MySQL commits each DDL statement on its own): table, column or index exists.
+_ALREADY_DONE = {1050, 1060, 1061}
+
+
+def _run_ddl(conn: Connection, statement: str) -> None:
+    try:
+        conn.execute(statement).close()
+    except pymysql.err.OperationalError as exc:
+        if conn.dialect != "mysql" or exc.args[0] not in _ALREADY_DONE:
+            raise
+        log.info("already applied: %s", statement.splitlines()[0][:80])
 
 
 def _create_version_table(conn: Connection) -> None:
