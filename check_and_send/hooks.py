@@ -104,13 +104,13 @@ def run(rcv_id: int) -> int:
     from smss import logs
     from smss.config import load
     from smss.store import received
-    from smss.store.database import connect
+    from smss.store.database import connect_config
 
     config = load()
     logs.setup(config.get("dispatcher", "logfile"), config.get("dispatcher", "loglevel"))
     argv = shlex.split(config.get("dispatcher", "on_receive"))
     timeout = config.get("dispatcher", "on_receive_timeout")
-    conn = connect(config.get("database", "url"), config.get("database", "connect_timeout"))
+    conn = connect_config(config)
     try:
         row = received.get(conn, rcv_id)
         if row is None or not argv:

@@ -245,10 +245,10 @@ def cmd_web(config: Config) -> int:
 
 def cmd_migrate(config: Config) -> int:
     from smss.store import migrations
-    from smss.store.database import DatabaseError, connect
+    from smss.store.database import DatabaseError, connect_config
 
     try:
-        conn = connect(config.get("database", "url"), config.get("database", "connect_timeout"))
+        conn = connect_config(config)
     except DatabaseError as exc:
         print(f"smss: {exc}", file=sys.stderr)
         return 1

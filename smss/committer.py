@@ -37,9 +37,12 @@ class Committer:
         database_url: str,
         connect_timeout: float = 10.0,
         on_commit: Optional[Callable[[int], None]] = None,
+        tls: str = "auto",
+        tls_ca: str = "",
     ) -> None:
         self._url = database_url
         self._connect_timeout = connect_timeout
+        self._tls = (tls, tls_ca)
         self._on_commit = on_commit
         self._inbox: "queue.SimpleQueue[Optional[_Waiter]]" = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="committer", daemon=True)
@@ -86,7 +89,7 @@ class Committer:
     def _commit(self, batch: List[_Waiter]) -> None:
         try:
             if self._conn is None:
-                self._conn = connect(self._url, self._connect_timeout)
+                self._conn = connect(self._url, self._connect_timeout, *self._tls)
             with self._conn.transaction():
                 ids = msg_table.insert(self._conn, [message for message, _, _ in batch])
         except Exception as exc:  # noqa: BLE001 - every waiter must get an answer
@@ -98,21 +101,29 @@ class Committer:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None  # reconnect for the next batch
+            failures: dict = {}
             for _, future, loop in batch:
-                loop.call_soon_threadsafe(_fail, future, str(exc))
+                failures.setdefault(loop, []).append(future)
+            for loop, futures in failures.items():
+                loop.call_soon_threadsafe(_fail_all, futures, str(exc))
             return
         self.committed += len(batch)
+        answers: dict = {}  # one wake-up of each event loop per batch, not one per record
         for (_, future, loop), message_id in zip(batch, ids):
-            loop.call_soon_threadsafe(_succeed, future, message_id)
+            answers.setdefault(loop, []).append((future, message_id))
+        for loop, pairs in answers.items():
+            loop.call_soon_threadsafe(_succeed_all, pairs)
         if self._on_commit is not None:
             self._on_commit(len(batch))
 
 
-def _succeed(future: asyncio.Future, message_id: int) -> None:
-    if not future.done():
-        future.set_result(message_id)
+def _succeed_all(pairs: List[Tuple[asyncio.Future, int]]) -> None:
+    for future, message_id in pairs:
+        if not future.done():
+            future.set_result(message_id)
 
 
-def _fail(future: asyncio.Future, reason: str) -> None:
-    if not future.done():
-        future.set_exception(StorageUnavailable(reason))
+def _fail_all(futures: List[asyncio.Future], reason: str) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(StorageUnavailable(reason))

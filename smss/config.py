@@ -48,6 +48,16 @@ def _float(text: str) -> float:
     return value
 
 
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {text!r}")
+        return value
+
+    return parse
+
+
 def _str(text: str) -> str:
     return text.strip()
 
@@ -115,6 +125,12 @@ KEYS: Dict[Tuple[str, str], Key] = {
         _str, "sqlite:///var/lib/smss/smss.db", "sqlite:///PATH or mysql://user:pass@host/db"
     ),
     ("database", "connect_timeout"): Key(_float, "10", "seconds to wait for the database"),
+    ("database", "tls"): Key(
+        _choice("auto", "off", "preferred", "verify"), "auto",
+        "MySQL over TCP: off, preferred (unverified), verify (certificate and host name);"
+        " auto: off on a unix socket, preferred over TCP"
+    ),
+    ("database", "tls_ca"): Key(_str, "", "CA file for tls = verify; empty: the system's"),
     # --- what a valid message is
     ("messages", "default_country_code"): Key(
         _positive_int, "420", "country code of national numbers"

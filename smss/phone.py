@@ -11,8 +11,9 @@ match one of the configured patterns, because they can cost money.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
-from typing import Iterable
+from typing import Iterable, Optional, Tuple
 
 import phonenumbers
 
@@ -24,6 +25,24 @@ class PhoneError(ValueError):
 
 
 def normalise(raw: str, default_country_code: int, short_numbers: Iterable[str] = ()) -> str:
+    """E.164 (or the short number); raises PhoneError.  Answers are cached: scheduled
+    tasks send to the same few numbers, and libphonenumber's parse is the costly part."""
+    number, error = _cached(raw, default_country_code, tuple(short_numbers))
+    if error is not None:
+        raise PhoneError(error)
+    return number
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached(raw: str, default_country_code: int, short_numbers: Tuple[str, ...]
+            ) -> Tuple[str, Optional[str]]:
+    try:
+        return _normalise(raw, default_country_code, short_numbers), None
+    except PhoneError as exc:
+        return "", str(exc)
+
+
+def _normalise(raw: str, default_country_code: int, short_numbers: Iterable[str]) -> str:
     cleaned = _IGNORED.sub("", raw)
     if not cleaned:
         raise PhoneError("missing phone number")

@@ -73,6 +73,9 @@ class Limits:
         return any(ip in network for network in self.allow)
 
 
+_END = object()  # the last item of a connection's reply queue
+
+
 def _line(text: str) -> bytes:
     return text.encode("utf-8") + b"\r\n"
 
@@ -101,7 +104,7 @@ class SpoolServer:
 
     async def start(self, sockets: Sequence[socket.socket]) -> None:
         self._servers = [
-            await asyncio.start_server(self._handle, sock=sock, limit=READ_SIZE)
+            await asyncio.start_server(self._handle, sock=sock, limit=READ_SIZE, backlog=1024)
             for sock in sockets
         ]
 
@@ -188,7 +191,7 @@ class Connection:
         except OSError as exc:
             log.info("%s: connection lost: %s", self.address, exc)
         finally:
-            self.replies.put_nowait(None)
+            self.replies.put_nowait(_END)
             try:
                 await asyncio.shield(replier)
             except asyncio.CancelledError:
@@ -253,30 +256,38 @@ class Connection:
         self.replies.put_nowait(error.reply())
 
     async def _write_replies(self) -> None:
-        """Answer in order; keep awaiting commits even when the client has gone."""
+        """Answer in order; keep awaiting commits even when the client has gone.
+
+        Replies that are ready together (a batch committed at once) go out in one write.
+        """
         writable = True
+        waiting: Any = None  # an item taken from the queue but not ready yet
         while True:
-            item = await self.replies.get()
-            if item is None:
-                break
-            if isinstance(item, asyncio.Future):
-                try:
-                    line = _line(f"OK {await item}")
-                    self.server.acknowledged()
-                except StorageUnavailable:
-                    line = RecordError(UNAVAILABLE, "storage unavailable, not stored").reply()
-            else:
-                line = item
+            item = waiting if waiting is not None else await self.replies.get()
+            waiting = None
+            if item is _END:
+                return
+            lines = [await self._reply_line(item)]
+            while not self.replies.empty():  # add what is ready, without waiting
+                item = self.replies.get_nowait()
+                if item is _END or (isinstance(item, asyncio.Future) and not item.done()):
+                    waiting = item
+                    break
+                lines.append(await self._reply_line(item))
             if not writable:
                 continue
             try:
-                self.writer.write(line)
-                if self.replies.empty():
-                    await asyncio.wait_for(self.writer.drain(), WRITE_TIMEOUT)
-            except (OSError, asyncio.TimeoutError):
-                writable = False  # the client left; its records are stored all the same
-        if writable:
-            try:
+                self.writer.write(b"".join(lines))
                 await asyncio.wait_for(self.writer.drain(), WRITE_TIMEOUT)
             except (OSError, asyncio.TimeoutError):
-                pass
+                writable = False  # the client left; its records are stored all the same
+
+    async def _reply_line(self, item: Any) -> bytes:
+        if not isinstance(item, asyncio.Future):
+            return item
+        try:
+            line = _line(f"OK {await item}")
+        except StorageUnavailable:
+            return RecordError(UNAVAILABLE, "storage unavailable, not stored").reply()
+        self.server.acknowledged()
+        return line

@@ -22,7 +22,7 @@ from smss.config import Config
 from smss.kick import Kicker
 from smss.server import Limits, SpoolServer
 from smss.store import migrations
-from smss.store.database import DatabaseUrl, connect
+from smss.store.database import DatabaseUrl, connect_config
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def bind_web(config: Config, always: bool = False) -> List[socket.socket]:
 
 def check_database(config: Config) -> None:
     """Create an empty database's schema, refuse an outdated one (raises)."""
-    conn = connect(config.get("database", "url"), config.get("database", "connect_timeout"))
+    conn = connect_config(config)
     try:
         migrations.prepare(conn)
     finally:
@@ -92,6 +92,8 @@ async def _serve(config: Config, sockets: List[socket.socket],
         config.get("database", "url"),
         config.get("database", "connect_timeout"),
         on_commit=lambda count: loop.call_soon_threadsafe(kicker.kick),
+        tls=config.get("database", "tls"),
+        tls_ca=config.get("database", "tls_ca"),
     )
     committer.start()
     server = SpoolServer(

@@ -9,7 +9,7 @@ from typing import List, Optional
 from smss.config import Config
 from smss.store import queue as msg_table
 from smss.store import received, sent, transports
-from smss.store.database import connect, utcnow
+from smss.store.database import connect_config, utcnow
 
 
 def _age(when: Optional[datetime]) -> str:
@@ -28,7 +28,7 @@ def _age(when: Optional[datetime]) -> str:
 
 
 def report(config: Config) -> List[str]:
-    conn = connect(config.get("database", "url"), config.get("database", "connect_timeout"))
+    conn = connect_config(config)
     try:
         queued = msg_table.stats(conn)
         last_accepted = msg_table.last_accepted(conn)

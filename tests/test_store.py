@@ -114,3 +114,19 @@ def test_missing_sqlite_directory_is_a_clear_error(tmp_path):
 def test_unreachable_mysql_is_a_clear_error(tmp_path):
     with pytest.raises(DatabaseError, match="cannot open mysql://"):
         connect(f"mysql://u:p@localhost/x?unix_socket={tmp_path}/none.sock", connect_timeout=2)
+
+
+def test_tls_verify_refuses_a_server_without_tls(mariadb):
+    """tls = verify never falls back to plain text (the private server has no TLS)."""
+    url = mariadb.create_database()
+    assert connect(url, tls="off").read().query_one("SELECT 1") == (1,)
+    with pytest.raises(DatabaseError):
+        connect(url, tls="verify", connect_timeout=3)
+
+
+def test_tls_setting_is_checked():
+    from smss.config import ConfigError, parse_text
+
+    with pytest.raises(ConfigError, match="tls"):
+        parse_text("[database]\ntls = sometimes\n")
+    assert parse_text("[database]\ntls = Verify\n").get("database", "tls") == "verify"

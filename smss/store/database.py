@@ -11,6 +11,7 @@ utf8mb4.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -62,6 +63,8 @@ class DatabaseUrl:
     password: str = ""
     database: str = ""
     unix_socket: str = ""
+    tls: str = "auto"  # auto, off, preferred, verify
+    tls_ca: str = ""
 
     @classmethod
     def parse(cls, url: str) -> "DatabaseUrl":
@@ -137,6 +140,14 @@ class Connection:
             kwargs["unix_socket"] = url.unix_socket
         else:
             kwargs.update(host=url.host, port=url.port)
+        tls = url.tls
+        if tls == "auto":
+            tls = "off" if url.unix_socket else "preferred"
+        if tls == "off":
+            kwargs["ssl_disabled"] = True  # (also saves building a TLS context per connect)
+        elif tls == "verify":
+            kwargs.update(ssl_verify_cert=True, ssl_verify_identity=True,
+                          ssl_ca=url.tls_ca or None)
         return pymysql.connect(**kwargs)
 
     # -- statements
@@ -218,5 +229,16 @@ class Connection:
             pass  # already closed, or the server is gone: nothing left to release
 
 
-def connect(url: str, connect_timeout: float = 10.0) -> Connection:
-    return Connection(DatabaseUrl.parse(url), connect_timeout)
+def connect(url: str, connect_timeout: float = 10.0, tls: str = "auto",
+            tls_ca: str = "") -> Connection:
+    parsed = DatabaseUrl.parse(url)
+    if parsed.dialect == "mysql":
+        parsed = dataclasses.replace(parsed, tls=tls, tls_ca=tls_ca)
+    return Connection(parsed, connect_timeout)
+
+
+def connect_config(config) -> Connection:
+    """The connection the configuration's [database] section describes."""
+    get = config.get
+    return connect(get("database", "url"), get("database", "connect_timeout"),
+                   get("database", "tls"), get("database", "tls_ca"))
