@@ -12,7 +12,7 @@ import configparser
 import ipaddress
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 DEFAULT_PATH = "/etc/smss/smss.conf"
 
@@ -223,6 +223,17 @@ KEYS: Dict[Tuple[str, str], Key] = {
 }
 
 
+# Several transports at once: sections [transport:NAME] with `type = modem|smpp|goip|yeastar`
+# and the keys of the section named like the type ([modem], [smpp], ...), which is also how a
+# site with one transport configures it.
+TRANSPORT_PREFIX = "transport:"
+
+
+def transport_types() -> Tuple[str, ...]:
+    """Types a [transport:NAME] section may have: every section with a `name` key."""
+    return tuple(sorted({s for s, k in KEYS if k == "name" and s not in ("client", "web")}))
+
+
 class Config:
     """Parsed configuration; ``get`` returns typed values with defaults applied."""
 
@@ -230,16 +241,53 @@ class Config:
         self.path = path
         self._values: Dict[Tuple[str, str], Any] = {}
         raw = raw or {}
+        where = path or "configuration"
         for (section, key), spec in KEYS.items():
             text = raw.get(section, {}).get(key, spec.default)
             try:
                 self._values[(section, key)] = spec.parse(text)
             except (ValueError, LookupError) as exc:
-                raise ConfigError(f"{path or 'configuration'}: [{section}] {key}: {exc}") from None
+                raise ConfigError(f"{where}: [{section}] {key}: {exc}") from None
         self.raw = raw
+        self._transports: Dict[str, Tuple[str, Dict[str, str]]] = {}
+        for section, values in raw.items():
+            if section.startswith(TRANSPORT_PREFIX):
+                name = section[len(TRANSPORT_PREFIX):]
+                kind = values.get("type", "").strip()
+                if kind not in transport_types():
+                    raise ConfigError(f"{where}: [{section}] type must be one of "
+                                      f"{', '.join(transport_types())}, not {kind!r}")
+                settings = {k: v for k, v in values.items() if k != "type"}
+                settings.setdefault("name", name)
+                self._transports[name] = (kind, settings)
+                try:
+                    self.for_transport(name)  # check its values now, not at the first pass
+                except ConfigError as exc:
+                    detail = str(exc).split(f"[{kind}] ", 1)[-1]
+                    raise ConfigError(f"{where}: [{section}] {detail}") from None
 
     def get(self, section: str, key: str) -> Any:
         return self._values[(section, key)]
+
+    def transport_names(self) -> List[str]:
+        """The [transport:NAME] sections in file order; none: the one [dispatcher] transport."""
+        return list(self._transports) or [self.get("dispatcher", "transport")]
+
+    def transport_type(self, name: str) -> str:
+        if name in self._transports:
+            return self._transports[name][0]
+        return name
+
+    def for_transport(self, name: str) -> "Config":
+        """This configuration as the one transport ``name`` sees it: its section's keys in
+        the section of its type, so a transport reads [modem] (or [smpp] ...) as usual."""
+        if name not in self._transports:
+            return self
+        kind, settings = self._transports[name]
+        raw = {section: dict(values) for section, values in self.raw.items()
+               if not section.startswith(TRANSPORT_PREFIX)}
+        raw[kind] = dict(settings)
+        return Config(raw, self.path)
 
     def with_overrides(self, **sections: Dict[str, str]) -> "Config":
         """A copy with some raw values replaced (used by tests and by command-line flags)."""
@@ -258,12 +306,19 @@ def parse_text(text: str, path: str = "<string>") -> Config:
     known_sections = {section for section, _ in KEYS}
     raw: Dict[str, Dict[str, str]] = {}
     for section in parser.sections():
-        if section not in known_sections:
+        values = dict(parser.items(section))
+        if section.startswith(TRANSPORT_PREFIX):
+            kind = values.get("type", "").strip()
+            allowed = {key for s, key in KEYS if s == kind} | {"type"}
+        elif section in known_sections:
+            allowed = {key for s, key in KEYS if s == section}
+        else:
             raise ConfigError(f"{path}: unknown section [{section}]")
-        for key, value in parser.items(section):
-            if (section, key) not in KEYS:
-                raise ConfigError(f"{path}: [{section}] unknown key {key!r}")
-            raw.setdefault(section, {})[key] = value
+        unknown = sorted(set(values) - allowed)
+        typeless = section.startswith(TRANSPORT_PREFIX) and allowed == {"type"}
+        if unknown and not typeless:  # (a bad type is reported by Config, with the choices)
+            raise ConfigError(f"{path}: [{section}] unknown key {unknown[0]!r}")
+        raw[section] = values
     return Config(raw, path)
 
 
