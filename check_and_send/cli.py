@@ -28,7 +28,7 @@ from smss import logs
 from smss.config import Config, ConfigError, load
 from smss.pidlock import LockHeld, PidLock
 from smss.store import migrations, queue
-from smss.store.database import UNAVAILABLE_ERRORS, connect
+from smss.store.database import UNAVAILABLE_ERRORS, connect_config
 from smss.transports.base import OPERATOR, SendFailed
 
 log = logging.getLogger("check_and_send")
@@ -114,7 +114,7 @@ def _poke(pid: Optional[int]) -> None:
 
 def _due(config: Config) -> bool:
     try:
-        conn = connect(config.get("database", "url"), config.get("database", "connect_timeout"))
+        conn = connect_config(config)
     except UNAVAILABLE_ERRORS:
         return False
     try:
@@ -147,7 +147,7 @@ def _watchdog(seconds: float):
 def _open(config: Config, kicks: Kicks):
     from smss import transports
 
-    conn = connect(config.get("database", "url"), config.get("database", "connect_timeout"))
+    conn = connect_config(config)
     migrations.check(conn)
     transport = transports.from_config(config)
     hook = OnReceive.from_config(config)
@@ -226,6 +226,7 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
                 kicks.event.wait(backoff)
                 if stop.is_set():
                     break
+                kicks.take()  # a kick ended the pause early: this attempt answers it
             if dispatcher is None:
                 try:
                     conn, dispatcher = _open(config, kicks)
@@ -239,6 +240,9 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
                 report = dispatcher.run_pass()
             except PassTimeout as exc:
                 report = PassReport(problem=str(exc), problem_kind="timeout")
+            except Exception as exc:  # noqa: BLE001 - the loop outlives a bad pass: start afresh
+                log.exception("the pass failed")
+                report = PassReport(problem=f"{type(exc).__name__}: {exc}", problem_kind="error")
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             _log_report(report, dispatcher.transport.name)
@@ -250,6 +254,9 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
                     _wait_for_work(dispatcher, conn, kicks, stop, poll)
                 except UNAVAILABLE_ERRORS as exc:
                     report.problem = f"database unavailable: {exc}"
+                except Exception as exc:  # noqa: BLE001 - as above: a fresh connection follows
+                    log.exception("between passes")
+                    report.problem = f"{type(exc).__name__}: {exc}"
             if not report.ok:  # start again from a fresh connection after a pause
                 log.info("re-opening in %gs", _next_backoff(backoff))
                 dispatcher.release_claims()

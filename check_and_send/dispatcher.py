@@ -311,7 +311,7 @@ class Dispatcher:
             for message_id in list(self._claimed):
                 queue.recover(self.conn, message_id, self.owner, error)
                 self._claimed.remove(message_id)
-        except UNAVAILABLE_ERRORS as exc:
+        except Exception as exc:  # noqa: BLE001 - recover_abandoned releases them later
             log.warning("could not release %d claim(s), the next pass will: %s",
                         len(self._claimed), exc)
         self._claimed = []

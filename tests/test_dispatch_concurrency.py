@@ -7,6 +7,7 @@ message goes out once, through the modem its ``sms`` row names.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -15,7 +16,8 @@ from datetime import timedelta
 import pytest
 from support_dispatch import site
 
-from smss.store.database import as_datetime, utcnow
+from smss.store import migrations, queue
+from smss.store.database import as_datetime, connect, utcnow
 
 
 def start_sites(stack, tmp_path, db_url, names, **sim_options):
@@ -59,6 +61,46 @@ def test_two_dispatchers_two_modems_one_queue(tmp_path, shared_url):
         for message_id, text, status, transport in rows:
             assert status == "sent"
             assert by_modem[transport][text] == 1, (message_id, transport)
+
+
+def test_concurrent_claims_never_overlap_nor_deadlock(mariadb):
+    """Eight claimers on their own connections take batches from one MariaDB queue and
+    delete what they took, all at once: every message is claimed once, nothing fails
+    (an UPDATE … WHERE id IN (…) in the claim deadlocked against the others)."""
+    url = mariadb.create_database()
+    conn = connect(url)
+    migrations.prepare(conn)
+    with conn.transaction():
+        ids = queue.insert(conn, [queue.NewMessage("+420608337726", f"c{i}")
+                                  for i in range(400)])
+    conn.close()
+    claimed, errors = [], []
+    start = threading.Barrier(8)
+
+    def claimer(number):
+        mine = connect(url)
+        try:
+            start.wait()
+            while True:
+                batch = queue.claim(mine, f"claimer:{number}", 5)
+                if not batch:
+                    return
+                claimed.extend(message.id for message in batch)
+                for message in batch:  # "sent": gone from the queue, as a dispatcher does
+                    with mine.transaction():
+                        queue.delete(mine, message.id)
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+        finally:
+            mine.close()
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert sorted(claimed) == sorted(ids)
 
 
 def _seed_recent_sends(s, transport, ages):

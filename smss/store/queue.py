@@ -147,6 +147,9 @@ def claim(conn: Connection, owner: str, limit: int) -> List[Claimed]:
 
     On MariaDB the rows are read with FOR UPDATE SKIP LOCKED, so two dispatchers
     claiming at the same moment get different rows; SQLite serialises writers.
+    Each row is then marked by its primary key alone: one ``UPDATE … WHERE id IN
+    (…)`` may scan (and, in REPEATABLE READ, lock) rows the other dispatcher
+    holds, and two such claims deadlocked.
     """
     now = utcnow()
     lock = " FOR UPDATE SKIP LOCKED" if conn.dialect == "mysql" else ""
@@ -157,9 +160,8 @@ def claim(conn: Connection, owner: str, limit: int) -> List[Claimed]:
             (now, limit),
         )
         if rows:
-            marks = ", ".join("?" * len(rows))
-            sql = f"UPDATE msg SET claimed_by = ?, claimed_at = ? WHERE id IN ({marks})"  # noqa: S608
-            conn.execute(sql, (owner, now, *[row[0] for row in rows])).close()
+            conn.executemany("UPDATE msg SET claimed_by = ?, claimed_at = ? WHERE id = ?",
+                             [(owner, now, row[0]) for row in rows]).close()
     return [_claimed(row) for row in rows]
 
 
@@ -179,11 +181,10 @@ def release(conn: Connection, message_ids: Sequence[int]) -> None:
     """Give claimed messages back untouched (commits)."""
     if not message_ids:
         return
-    marks = ", ".join("?" * len(message_ids))
-    columns = "claimed_by = NULL, claimed_at = NULL, send_started_at = NULL"
-    sql = f"UPDATE msg SET {columns} WHERE id IN ({marks})"  # noqa: S608 - placeholders only
-    with conn.transaction():
-        conn.execute(sql, list(message_ids)).close()
+    with conn.transaction():  # row by row, by primary key: see ``claim``
+        conn.executemany("UPDATE msg SET claimed_by = NULL, claimed_at = NULL,"
+                         " send_started_at = NULL WHERE id = ?",
+                         [(message_id,) for message_id in message_ids]).close()
 
 
 def defer(conn: Connection, message_id: int, attempts: int, retry_at: datetime,
