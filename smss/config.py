@@ -197,6 +197,67 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ),
     ("modem", "name"): Key(_str, "", "name recorded as the transport; empty: modem:DEVICE"),
     ("modem", "rate_limit"): Key(_int, "0", "most messages per minute through this SIM; 0: none"),
+    ("dispatcher", "transport"): Key(_str, "modem", "what sends and receives: modem or smpp"),
+    # --- an SMSC (operator, aggregator, or a GoIP's SMPP server) over SMPP 3.4
+    ("smpp", "url"): Key(
+        _str, "", "smpp://system_id:password@host:2775; the keys below override its parts"
+    ),
+    ("smpp", "host"): Key(_str, "", "SMSC host (instead of url)"),
+    ("smpp", "port"): Key(_int, "0", "SMSC port; 0: the url's, else 2775"),
+    ("smpp", "system_id"): Key(
+        _str, "", "account name (GoIP: its id plus the channel, e.g. goip01)"
+    ),
+    ("smpp", "password"): Key(_str, "", "account password"),
+    ("smpp", "system_type"): Key(_str, "", "system_type of the bind, if the SMSC wants one"),
+    ("smpp", "bind"): Key(
+        _str, "transceiver", "transceiver, transmitter+receiver (two binds) or transmitter"
+    ),
+    ("smpp", "interface_version"): Key(
+        _str, "3.4", "interface_version of the bind: 3.3, 3.4 or 5.0"
+    ),
+    ("smpp", "address_range"): Key(_str, "", "address_range of the bind (receiver filter)"),
+    ("smpp", "source_addr"): Key(
+        _str, "", "sender: +number, short code or alphanumeric name (11 chars); empty: SMSC default"
+    ),
+    ("smpp", "source_addr_ton"): Key(
+        _str, "auto", "TON of the sender; auto: 5 for names, 1 for +numbers"
+    ),
+    ("smpp", "source_addr_npi"): Key(
+        _str, "auto", "NPI of the sender; auto: 0 for names, 1 for numbers"
+    ),
+    ("smpp", "dest_addr_ton"): Key(_str, "auto", "TON of recipients; auto: 1 for +numbers, else 0"),
+    ("smpp", "dest_addr_npi"): Key(_str, "auto", "NPI of recipients; auto: 1"),
+    ("smpp", "service_type"): Key(_str, "", "service_type of submit_sm"),
+    ("smpp", "throughput"): Key(_float, "0", "most submit_sm per second; 0: no limit"),
+    ("smpp", "window"): Key(_positive_int, "10", "submit_sm awaiting their response at once"),
+    ("smpp", "enquire_link_interval"): Key(
+        _float, "30", "seconds of silence before an enquire_link; 0: never"
+    ),
+    ("smpp", "response_timeout"): Key(
+        _float, "30", "seconds to wait for any response before the link counts as dead"
+    ),
+    ("smpp", "reconnect_delay"): Key(_float, "1", "first pause before binding again after a drop"),
+    ("smpp", "reconnect_max_delay"): Key(_float, "60", "longest pause between bind attempts"),
+    ("smpp", "throttle_delay"): Key(
+        _float, "1", "pause after ESME_RTHROTTLED; doubles while the SMSC keeps refusing"
+    ),
+    ("smpp", "long_messages"): Key(
+        _str, "udh", "long texts as udh (concatenated parts), sar (SAR TLVs) or payload"
+    ),
+    ("smpp", "registered_delivery"): Key(_bool, "yes", "ask for delivery receipts"),
+    ("smpp", "default_alphabet"): Key(
+        _str, "gsm", "what data_coding 0 means at this SMSC: gsm (GSM 03.38), latin1 or ascii"
+    ),
+    ("smpp", "receipt_id_format"): Key(
+        _str, "auto", "receipt ids vs submit_sm_resp ids: auto, as-sent, decimal or hex"
+    ),
+    ("smpp", "spool"): Key(
+        _str, "", "file keeping received PDUs until stored; empty: "
+        "/var/lib/smss/LOCKNAME.smpp-inbox"
+    ),
+    ("smpp", "name"): Key(
+        _str, "", "name recorded as the transport; empty: smpp:SYSTEM_ID@HOST:PORT"
+    ),
     # --- the web interface and HTTP API (`smss web`; `smss run` too when enabled)
     ("web", "enabled"): Key(
         _bool, "no", "`smss run` serves the web interface and HTTP API as well"

@@ -1,0 +1,352 @@
+// node-smpp (the npm package `smpp`) as an SMSC for smss's tests.
+//
+//   node smsc.js [port]        listens on 127.0.0.1 (port 0: the kernel picks one)
+//
+// Control: one JSON object per line on stdin ({"id": 1, "cmd": "...", ...}); every
+// command is answered on stdout with {"reply": 1, ...}.  Everything the SMSC sees is
+// reported on stdout as {"event": "...", ...}.  The SMSC stores and forwards: deliver_sm
+// (mobile-originated messages and receipts) for an account with no receiving bind wait
+// until one binds.
+//
+// Commands: set (behaviour, see `defaults`), deliver (send deliver_sm), enquire (send
+// enquire_link), unbind (send unbind), drop (cut every connection), stats, reset, quit.
+'use strict';
+
+const smpp = require('smpp');
+const readline = require('readline');
+
+const defaults = {
+  users: {smss: 'secret'},
+  idFormat: 'hex',        // submit_sm_resp message_id: hex, hex0 (10 digits), dec, dec0
+  receipts: 'off',        // off | after (receipt after submit_sm_resp) | before (receipt first)
+  receiptTextId: 'same',  // id in the receipt text: same, dec, dec0, hex, lower
+  receiptTlv: true,       // receipted_message_id and message_state TLVs
+  receiptStat: 'DELIVRD',
+  throttle: 0,            // the next N submit_sm get ESME_RTHROTTLED
+  failStatus: 0,          // the next failCount submit_sm get this command_status,
+  failCount: 0,
+  failOn: [],             // and so do these submit_sm (1: the first since the reset)
+  silent: 0,              // the next N submit_sm get no response at all
+  respDelayMs: 0,         // delay before each submit_sm_resp
+  answerEnquire: true,
+};
+const settings = JSON.parse(JSON.stringify(defaults));
+
+let nextMessage = 0x1A2B3C00;
+let submits = 0;
+let outstanding = 0;
+let maxOutstanding = 0;
+let sessionCount = 0;
+const sessions = new Set();
+const waitingDeliveries = {};  // system_id -> [pdu options] for no bound receiver yet
+
+function emit(object) {
+  process.stdout.write(JSON.stringify(object) + '\n');
+}
+
+function hex(value) {
+  if (value === undefined || value === null) return null;
+  if (Buffer.isBuffer(value)) return value.toString('hex');
+  return Buffer.from(String(value), 'latin1').toString('hex');
+}
+
+function formatId(number, format) {
+  switch (format) {
+    case 'hex': return number.toString(16).toUpperCase();
+    case 'hex0': return number.toString(16).toUpperCase().padStart(10, '0');
+    case 'lower': return number.toString(16);
+    case 'dec': return String(number);
+    case 'dec0': return String(number).padStart(10, '0');
+    default: throw new Error('unknown id format ' + format);
+  }
+}
+
+function receivers(systemId) {
+  return [...sessions].filter((s) => s.systemId === systemId && s.bound &&
+    (s.mode === 'bind_receiver' || s.mode === 'bind_transceiver'));
+}
+
+function sendDeliveries(session, list, done) {
+  const statuses = new Array(list.length);
+  let left = list.length;
+  if (!left) { done(statuses); return; }
+  list.forEach((options, i) => {
+    session.smpp.deliver_sm(Object.assign({}, options), (resp) => {
+      statuses[i] = resp.command_status;
+      emit({event: 'deliver_sm_resp', session: session.number, status: resp.command_status});
+      if (--left === 0) done(statuses);
+    });
+  });
+}
+
+function deliver(systemId, list, done) {
+  const targets = receivers(systemId);
+  if (!targets.length) {
+    (waitingDeliveries[systemId] = waitingDeliveries[systemId] || []).push(...list);
+    done(null);
+    return;
+  }
+  sendDeliveries(targets[0], list, done);
+}
+
+function flushWaiting(session) {
+  const list = waitingDeliveries[session.systemId];
+  if (!list || !list.length) return;
+  delete waitingDeliveries[session.systemId];
+  sendDeliveries(session, list, () => {});
+}
+
+function receiptFor(pdu, messageId, number) {
+  const textId = settings.receiptTextId === 'same' ? messageId
+    : formatId(number, settings.receiptTextId);
+  const stamp = '2401011200';
+  const text = `id:${textId} sub:001 dlvrd:001 submit date:${stamp} done date:${stamp} ` +
+    `stat:${settings.receiptStat} err:000 text:`;
+  const options = {
+    source_addr_ton: pdu.dest_addr_ton, source_addr_npi: pdu.dest_addr_npi,
+    source_addr: pdu.destination_addr,
+    dest_addr_ton: pdu.source_addr_ton, dest_addr_npi: pdu.source_addr_npi,
+    destination_addr: pdu.source_addr,
+    esm_class: 0x04, data_coding: 0, short_message: Buffer.from(text, 'ascii'),
+  };
+  if (settings.receiptTlv) {
+    options.receipted_message_id = messageId;
+    options.message_state = {DELIVRD: 2, EXPIRED: 3, UNDELIV: 5, REJECTD: 8}[settings.receiptStat] || 7;
+  }
+  return options;
+}
+
+function describe(pdu) {
+  const sm = pdu.short_message || {};
+  const tlvs = {};
+  for (const name of ['sar_msg_ref_num', 'sar_total_segments', 'sar_segment_seqnum']) {
+    if (pdu[name] !== undefined) tlvs[name] = pdu[name];
+  }
+  let payloadText = null;
+  if (pdu.message_payload !== undefined) {
+    payloadText = typeof pdu.message_payload.message === 'string'
+      ? pdu.message_payload.message : null;
+  }
+  return {
+    service_type: pdu.service_type,
+    source_addr_ton: pdu.source_addr_ton, source_addr_npi: pdu.source_addr_npi,
+    source_addr: pdu.source_addr,
+    dest_addr_ton: pdu.dest_addr_ton, dest_addr_npi: pdu.dest_addr_npi,
+    destination_addr: pdu.destination_addr,
+    esm_class: pdu.esm_class, registered_delivery: pdu.registered_delivery,
+    data_coding: pdu.data_coding,
+    udh: (sm.udh || []).map((b) => b.toString('hex')),
+    text: typeof sm.message === 'string' ? sm.message : null,
+    payload_text: payloadText,
+    tlvs,
+    raw: pdu.raw ? pdu.raw.toString('hex') : null,
+  };
+}
+
+// keep the raw octets of every PDU read (the library decodes text for us; tests also
+// want to see the bytes as they came)
+smpp.PDU.fromStream = function (stream, commandLength) {
+  const buffer = stream.read(commandLength - 4);
+  if (!buffer) return false;
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(commandLength, 0);
+  const whole = Buffer.concat([head, buffer]);
+  const pdu = new smpp.PDU(whole);
+  pdu.raw = whole;
+  return pdu;
+};
+
+function onSubmit(session, pdu) {
+  submits += 1;
+  const report = Object.assign({event: 'submit_sm', session: session.number,
+    sequence: pdu.sequence_number}, describe(pdu));
+  if (settings.silent > 0) {
+    settings.silent -= 1;
+    emit(Object.assign(report, {status: null}));
+    return;
+  }
+  let status = 0;
+  if (settings.throttle > 0) {
+    settings.throttle -= 1;
+    status = smpp.ESME_RTHROTTLED;
+  } else if (settings.failCount > 0) {
+    settings.failCount -= 1;
+    status = settings.failStatus;
+  } else if (settings.failOn.includes(submits)) {
+    status = settings.failStatus;
+  }
+  let messageId = null;
+  let number = null;
+  if (status === 0) {
+    number = ++nextMessage;
+    messageId = formatId(number, settings.idFormat);
+  }
+  emit(Object.assign(report, {status, message_id: messageId}));
+  outstanding += 1;
+  maxOutstanding = Math.max(maxOutstanding, outstanding);
+  const wantsReceipt = status === 0 && settings.receipts !== 'off' &&
+    (pdu.registered_delivery & 0x03) !== 0;
+  const respond = () => {
+    outstanding -= 1;
+    session.smpp.send(pdu.response(status === 0 ? {message_id: messageId}
+      : {command_status: status}));
+    if (wantsReceipt && settings.receipts === 'after') {
+      setTimeout(() => deliver(session.systemId, [receiptFor(pdu, messageId, number)],
+        () => {}), 5);
+    }
+  };
+  if (wantsReceipt && settings.receipts === 'before') {
+    deliver(session.systemId, [receiptFor(pdu, messageId, number)], () => {});
+    setTimeout(respond, Math.max(settings.respDelayMs, 150));
+  } else if (settings.respDelayMs > 0) {
+    setTimeout(respond, settings.respDelayMs);
+  } else {
+    respond();
+  }
+}
+
+const server = smpp.createServer((raw) => {
+  const session = {smpp: raw, number: ++sessionCount, systemId: null, mode: null, bound: false};
+  sessions.add(session);
+  const onBind = (pdu) => {
+    const ok = settings.users[pdu.system_id] !== undefined &&
+      settings.users[pdu.system_id] === pdu.password;
+    const status = ok ? 0 : smpp.ESME_RINVPASWD;
+    emit({event: 'bind', session: session.number, command: pdu.command,
+      system_id: pdu.system_id, password: pdu.password, system_type: pdu.system_type,
+      interface_version: pdu.interface_version, addr_ton: pdu.addr_ton,
+      addr_npi: pdu.addr_npi, address_range: pdu.address_range, status});
+    if (!ok) {
+      raw.send(pdu.response({command_status: status}));
+      return;
+    }
+    session.systemId = pdu.system_id;
+    session.mode = pdu.command;
+    session.bound = true;
+    raw.send(pdu.response({system_id: 'nodesmsc'}));
+    flushWaiting(session);
+  };
+  raw.on('bind_transceiver', onBind);
+  raw.on('bind_transmitter', onBind);
+  raw.on('bind_receiver', onBind);
+  raw.on('submit_sm', (pdu) => onSubmit(session, pdu));
+  raw.on('enquire_link', (pdu) => {
+    emit({event: 'enquire_link', session: session.number});
+    if (settings.answerEnquire) raw.send(pdu.response());
+  });
+  raw.on('unbind', (pdu) => {
+    emit({event: 'unbind', session: session.number});
+    session.bound = false;
+    raw.send(pdu.response());
+    raw.close();
+  });
+  raw.on('error', (error) => emit({event: 'error', session: session.number,
+    message: String(error)}));
+  raw.on('close', () => {
+    session.bound = false;
+    sessions.delete(session);
+    emit({event: 'close', session: session.number});
+  });
+});
+
+function deliverOptions(spec) {
+  const options = Object.assign({}, spec);
+  delete options.short_message_hex;
+  delete options.message_payload_hex;
+  if (spec.short_message_hex !== undefined) {
+    options.short_message = Buffer.from(spec.short_message_hex, 'hex');
+  }
+  if (spec.message_payload_hex !== undefined) {
+    options.message_payload = Buffer.from(spec.message_payload_hex, 'hex');
+  }
+  return options;
+}
+
+const commands = {
+  set(command) {
+    for (const [key, value] of Object.entries(command)) {
+      if (key !== 'id' && key !== 'cmd') settings[key] = value;
+    }
+    return {};
+  },
+  deliver(command, reply) {
+    const systemId = command.system_id || 'smss';
+    deliver(systemId, command.pdus.map(deliverOptions),
+      (statuses) => reply(statuses === null ? {queued: command.pdus.length} : {statuses}));
+  },
+  enquire(command, reply) {
+    const bound = [...sessions].filter((s) => s.bound);
+    let left = bound.length;
+    const statuses = [];
+    if (!left) return {statuses};
+    bound.forEach((s) => s.smpp.enquire_link({}, (resp) => {
+      statuses.push(resp.command_status);
+      if (--left === 0) reply({statuses});
+    }));
+  },
+  unbind(command, reply) {
+    const bound = [...sessions].filter((s) => s.bound);
+    let left = bound.length;
+    const statuses = [];
+    if (!left) return {statuses};
+    bound.forEach((s) => s.smpp.unbind({}, (resp) => {
+      statuses.push(resp.command_status);
+      s.bound = false;
+      s.smpp.close();
+      if (--left === 0) reply({statuses});
+    }));
+  },
+  drop() {
+    const count = sessions.size;
+    for (const s of sessions) s.smpp.destroy();
+    return {dropped: count};
+  },
+  stats() {
+    return {submits, max_outstanding: maxOutstanding, outstanding,
+      sessions: [...sessions].map((s) => ({number: s.number, system_id: s.systemId,
+        mode: s.mode, bound: s.bound})),
+      waiting: Object.fromEntries(Object.entries(waitingDeliveries)
+        .map(([k, v]) => [k, v.length]))};
+  },
+  reset() {  // a fresh SMSC for the next test: defaults, no sessions, nothing waiting
+    Object.assign(settings, JSON.parse(JSON.stringify(defaults)));
+    for (const key of Object.keys(waitingDeliveries)) delete waitingDeliveries[key];
+    for (const s of sessions) s.smpp.destroy();
+    submits = 0;
+    outstanding = 0;
+    maxOutstanding = 0;
+    return {};
+  },
+  quit() {
+    setImmediate(() => process.exit(0));
+    return {};
+  },
+};
+
+readline.createInterface({input: process.stdin}).on('line', (line) => {
+  if (!line.trim()) return;
+  let command;
+  try {
+    command = JSON.parse(line);
+  } catch (error) {
+    emit({event: 'bad_command', line});
+    return;
+  }
+  const handler = commands[command.cmd];
+  const reply = (body) => emit(Object.assign({reply: command.id}, body));
+  if (!handler) {
+    reply({error: 'unknown command ' + command.cmd});
+    return;
+  }
+  try {
+    const result = handler(command, reply);
+    if (result !== undefined) reply(result);
+  } catch (error) {
+    reply({error: String(error && error.stack || error)});
+  }
+});
+process.stdin.on('end', () => process.exit(0));
+
+server.listen(Number(process.argv[2] || 0), '127.0.0.1', () => {
+  emit({event: 'listening', port: server.address().port});
+});

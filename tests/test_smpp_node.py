@@ -1,0 +1,424 @@
+"""The SMPP transport against node-smpp acting as the SMSC (tests/smsc/smsc.js): binds,
+submits, windowing, throttling, errors, receipts, mobile-originated messages, enquire_link,
+unbind and dropped connections."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import pytest
+from support_smsc import Smsc, mo, require_node, ucs2
+
+from smss.smpp import pdu as p
+from smss.smpp.settings import SmppSettings
+from smss.transports.base import DOWN, OPERATOR, PERMANENT, TEMPORARY, SendFailed, Sent
+from smss.transports.smpp import SmppTransport
+
+PHONE = "+420608337726"
+
+
+@pytest.fixture(scope="module")
+def smsc_process() -> Iterator[Smsc]:
+    require_node()
+    smsc = Smsc()
+    yield smsc
+    smsc.close()
+
+
+@pytest.fixture
+def smsc(smsc_process: Smsc) -> Smsc:
+    smsc_process.reset()
+    return smsc_process
+
+
+def make(smsc: Smsc, tmp_path, **overrides) -> SmppTransport:
+    values = dict(host=smsc.host, port=smsc.port, system_id="smss", password="secret",
+                  spool=str(tmp_path / "inbox"), response_timeout=5.0,
+                  enquire_link_interval=30.0, throttle_delay=0.02, reconnect_delay=0.05)
+    values.update(overrides)
+    return SmppTransport(SmppSettings(**values))
+
+
+@contextmanager
+def opened(smsc: Smsc, tmp_path, **overrides) -> Iterator[SmppTransport]:
+    transport = make(smsc, tmp_path, **overrides)
+    transport.open()
+    try:
+        yield transport
+    finally:
+        transport.close()
+
+
+def until(condition, timeout: float = 10.0):
+    """Poll ``condition`` until it is true (a safety net, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.01)
+
+
+def fetch_until(transport: SmppTransport, count: int, kind: str = "messages"):
+    found = []
+
+    def more():
+        inbox = transport.fetch()
+        found.extend(getattr(inbox, kind))
+        return len(found) >= count
+
+    until(more)
+    return found
+
+
+# -- binds
+
+def test_bind_with_good_credentials_tells_the_smsc_who_we_are(smsc, tmp_path):
+    with opened(smsc, tmp_path, system_type="VMA", interface_version=0x34,
+                address_range="420*") as transport:
+        state = transport.state()
+        assert state.registration == "transceiver bound" and state.operator == "nodesmsc"
+    bind = smsc.wait_event("bind")
+    assert (bind["command"], bind["system_id"], bind["password"], bind["system_type"],
+            bind["interface_version"], bind["address_range"], bind["status"]) == (
+        "bind_transceiver", "smss", "secret", "VMA", 0x34, "420*", 0)
+    smsc.wait_event("unbind")  # close() unbinds
+
+
+def test_bad_password_needs_a_person(smsc, tmp_path):
+    transport = make(smsc, tmp_path, password="wrong")
+    with pytest.raises(SendFailed) as caught:
+        transport.open()
+    assert caught.value.kind == OPERATOR and "ESME_RINVPASWD" in caught.value.reason
+    assert smsc.wait_event("bind")["status"] == p.ESME_RINVPASWD
+
+
+def test_no_smsc_listening_is_down(tmp_path):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    transport = SmppTransport(SmppSettings(host="127.0.0.1", port=port, system_id="smss",
+                                           spool=str(tmp_path / "inbox"), response_timeout=2))
+    with pytest.raises(SendFailed) as caught:
+        transport.open()
+    assert caught.value.kind == DOWN
+
+
+def test_transmitter_and_receiver_binds(smsc, tmp_path):
+    with opened(smsc, tmp_path, bind="transmitter+receiver") as transport:
+        commands = sorted(e["command"] for e in smsc.wait_events("bind", 2))
+        assert commands == ["bind_receiver", "bind_transmitter"]
+        transport.send(PHONE, "over the transmitter")
+        submit = smsc.wait_event("submit_sm")
+        transmitter = next(e["session"] for e in smsc.wait_events("bind", 2)
+                           if e["command"] == "bind_transmitter")
+        assert submit["session"] == transmitter
+        assert smsc.deliver([mo(ucs2("over the receiver"))])["statuses"] == [0]
+        [message] = fetch_until(transport, 1)
+        assert message.text == "over the receiver"
+
+
+# -- sending
+
+def test_gsm7_ucs2_and_an_alphanumeric_sender(smsc, tmp_path):
+    with opened(smsc, tmp_path, source_addr="Shop", source_addr_ton=5,
+                source_addr_npi=0) as transport:
+        gsm = transport.send(PHONE, "Cena 10€ {ok} @home")
+        czech = transport.send(PHONE, "Příliš žluťoučký kůň")
+    first, second = smsc.wait_events("submit_sm", 2)
+    assert (first["data_coding"], first["text"], gsm.encoding) == (0, "Cena 10€ {ok} @home", "gsm7")
+    assert (second["data_coding"], second["text"], czech.encoding) == (
+        8, "Příliš žluťoučký kůň", "ucs2")
+    assert (first["source_addr"], first["source_addr_ton"], first["source_addr_npi"]) == (
+        "Shop", 5, 0)
+    assert (first["destination_addr"], first["dest_addr_ton"], first["dest_addr_npi"]) == (
+        "420608337726", 1, 1)
+    assert first["registered_delivery"] == 1
+    assert gsm.references == (first["message_id"].lower(),)
+
+
+@pytest.mark.parametrize("mode", ["udh", "sar", "payload"])
+def test_long_messages(smsc, tmp_path, mode):
+    text = "Dlouhá zpráva: " + "ěščřžýáíé " * 20
+    with opened(smsc, tmp_path, long_messages=mode) as transport:
+        sent = transport.send(PHONE, text)
+    submits = smsc.wait_events("submit_sm", 1 if mode == "payload" else 4)
+    assert sent.parts == 4
+    if mode == "payload":
+        [submit] = submits
+        assert submit["payload_text"] == text and len(sent.references) == 1
+        return
+    assert len(submits) == 4 and len(sent.references) == 4
+    assert "".join(s["text"] for s in submits) == text
+    if mode == "udh":
+        assert [s["udh"][0][-4:] for s in submits] == ["0401", "0402", "0403", "0404"]
+        assert all(s["esm_class"] & 0x40 for s in submits)
+    else:
+        assert [s["tlvs"]["sar_segment_seqnum"] for s in submits] == [1, 2, 3, 4]
+        assert len({s["tlvs"]["sar_msg_ref_num"] for s in submits}) == 1
+
+
+@pytest.mark.parametrize("window", [1, 4])
+def test_window_limits_submits_in_flight(smsc, tmp_path, window):
+    smsc.set(respDelayMs=60)
+    items = [(n, PHONE, f"message {n}") for n in range(12)]
+    with opened(smsc, tmp_path, window=window) as transport:
+        outcomes = dict(transport.send_many(items))
+    assert sorted(outcomes) == list(range(12))
+    assert all(isinstance(o, Sent) for o in outcomes.values())
+    assert len({o.references[0] for o in outcomes.values()}) == 12
+    most = smsc.stats()["max_outstanding"]
+    assert most == 1 if window == 1 else 2 <= most <= window
+
+
+def test_throughput_limit_spaces_submits(smsc, tmp_path):
+    with opened(smsc, tmp_path, throughput=20.0) as transport:
+        start = time.monotonic()
+        outcomes = list(transport.send_many([(n, PHONE, "x") for n in range(6)]))
+        elapsed = time.monotonic() - start
+    assert len(outcomes) == 6
+    assert elapsed >= 5 / 20.0  # a lower bound: a slow machine only makes it longer
+
+
+def test_throttled_submits_are_retried(smsc, tmp_path):
+    smsc.set(throttle=3)
+    with opened(smsc, tmp_path) as transport:
+        sent = transport.send(PHONE, "patience")
+    submits = smsc.wait_events("submit_sm", 4)
+    assert [e["status"] for e in submits] == [p.ESME_RTHROTTLED] * 3 + [0]
+    assert sent.references == (submits[-1]["message_id"].lower(),)
+
+
+def test_throttled_for_too_long_is_temporary(smsc, tmp_path):
+    smsc.set(throttle=1000)
+    with opened(smsc, tmp_path, throttle_delay=0.001) as transport:
+        with pytest.raises(SendFailed) as caught:
+            transport.send(PHONE, "no way")
+    assert caught.value.kind == TEMPORARY and not caught.value.maybe_sent
+
+
+@pytest.mark.parametrize("status, kind", [
+    (p.ESME_RINVDSTADR, PERMANENT), (p.ESME_RSYSERR, TEMPORARY), (p.ESME_RMSGQFUL, TEMPORARY),
+    (p.ESME_RINVSRCADR, OPERATOR), (0x0401, TEMPORARY),
+])
+def test_refusals_map_to_kinds(smsc, tmp_path, status, kind):
+    smsc.set(failStatus=status, failCount=1)
+    with opened(smsc, tmp_path) as transport:
+        with pytest.raises(SendFailed) as caught:
+            transport.send(PHONE, "refused")
+    assert caught.value.kind == kind and not caught.value.maybe_sent
+
+
+def test_operator_refusal_ends_a_batch_after_what_was_in_flight(smsc, tmp_path):
+    smsc.set(failStatus=p.ESME_RINVSRCADR, failCount=1)
+    items = [(n, PHONE, f"m{n}") for n in range(5)]
+    with opened(smsc, tmp_path, window=1) as transport:
+        outcomes = list(transport.send_many(items))
+    assert [(key, o.kind) for key, o in outcomes] == [(0, OPERATOR)]
+    smsc.reset()
+    smsc.set(failStatus=p.ESME_RINVSRCADR, failCount=1, respDelayMs=30)
+    with opened(smsc, tmp_path, window=3) as transport:
+        outcomes = list(transport.send_many(items))
+    *rest, (last_key, last) = outcomes
+    assert last_key == 0 and last.kind == OPERATOR
+    assert [key for key, _ in rest] == [1, 2] and all(isinstance(o, Sent) for _, o in rest)
+
+
+def test_a_refused_second_part_fails_with_the_first_parts_reference(smsc, tmp_path):
+    smsc.set(failStatus=p.ESME_RX_P_APPN, failOn=[2])
+    with opened(smsc, tmp_path, window=1) as transport:
+        with pytest.raises(SendFailed) as caught:
+            transport.send(PHONE, "y" * 300)
+    first, second = smsc.wait_events("submit_sm", 2)
+    assert caught.value.kind == PERMANENT
+    assert caught.value.sent_references == (first["message_id"].lower(),)
+    assert second["status"] == p.ESME_RX_P_APPN
+
+
+def test_response_timeout_is_maybe_sent_and_the_next_send_binds_again(smsc, tmp_path):
+    smsc.set(silent=1)
+    with opened(smsc, tmp_path, response_timeout=0.5) as transport:
+        with pytest.raises(SendFailed) as caught:
+            transport.send(PHONE, "into the void")
+        assert caught.value.kind == DOWN and caught.value.maybe_sent
+        sent = transport.send(PHONE, "again")
+    assert len(smsc.wait_events("bind", 2)) == 2
+    assert sent.references == (smsc.wait_events("submit_sm", 2)[-1]["message_id"].lower(),)
+
+
+def test_drop_with_submits_in_flight(smsc, tmp_path):
+    smsc.set(respDelayMs=3000)
+    items = [(n, PHONE, f"m{n}") for n in range(4)]
+    with opened(smsc, tmp_path, window=2) as transport:
+        threading.Thread(target=lambda: (smsc.wait_event("submit_sm", count=2),
+                                         smsc.command("drop"))).start()
+        outcomes = list(transport.send_many(items))
+    assert [key for key, _ in outcomes] == [0, 1]  # 2 and 3 were never submitted
+    (_, first), (_, last) = outcomes
+    assert first.kind == TEMPORARY and first.maybe_sent
+    assert last.kind == DOWN and last.maybe_sent
+    assert len(smsc.wait_events("submit_sm", 2)) == 2
+
+
+def test_drop_while_idle_then_send_binds_again(smsc, tmp_path):
+    with opened(smsc, tmp_path) as transport:
+        transport.send(PHONE, "before")
+        smsc.command("drop")
+        until(lambda: "down" in transport.state().registration)
+        transport.send(PHONE, "after")
+    assert [e["text"] for e in smsc.wait_events("submit_sm", 2)] == ["before", "after"]
+    assert len(smsc.wait_events("bind", 2)) == 2
+
+
+# -- receipts
+
+def sent_and_report(smsc, tmp_path, **overrides):
+    with opened(smsc, tmp_path, **overrides) as transport:
+        sent = transport.send(PHONE, "track me")
+        [report] = fetch_until(transport, 1, "reports")
+        transport.delete(report.handles)
+        assert transport.fetch().reports == []
+    return sent, report
+
+
+@pytest.mark.parametrize("id_format, text_id, tlv", [
+    ("hex", "same", True), ("hex0", "same", False), ("hex0", "lower", False),
+    ("dec0", "dec", False), ("hex", "dec", False), ("hex0", "dec0", False),
+])
+def test_receipts_match_whatever_form_the_id_takes(smsc, tmp_path, id_format, text_id, tlv):
+    smsc.set(receipts="after", idFormat=id_format, receiptTextId=text_id, receiptTlv=tlv)
+    sent, report = sent_and_report(smsc, tmp_path)
+    assert report.reference == sent.references[0]
+    assert (report.delivered, report.status_code, report.recipient) == (True, 2, PHONE)
+
+
+def test_configured_receipt_id_format(smsc, tmp_path):
+    smsc.set(receipts="after", idFormat="hex", receiptTextId="dec0", receiptTlv=False)
+    sent, report = sent_and_report(smsc, tmp_path, receipt_id_format="decimal")
+    assert report.reference == sent.references[0]
+
+
+def test_failed_receipt(smsc, tmp_path):
+    smsc.set(receipts="after", receiptStat="UNDELIV")
+    _, report = sent_and_report(smsc, tmp_path)
+    assert (report.delivered, report.status_code) == (False, 5)
+
+
+def test_receipt_before_its_submit_sm_resp_is_held_until_the_send_is_answered(smsc, tmp_path):
+    smsc.set(receipts="before", respDelayMs=1500)
+    with opened(smsc, tmp_path) as transport:
+        result = {}
+        worker = threading.Thread(target=lambda: result.update(sent=transport.send(PHONE, "x")))
+        worker.start()
+        smsc.wait_event("deliver_sm_resp")  # the receipt is stored; the submit is unanswered
+        assert not result and transport.fetch().reports == []
+        worker.join(30)
+        [report] = fetch_until(transport, 1, "reports")
+    assert report.reference == result["sent"].references[0]
+
+
+def test_receipts_wait_at_the_smsc_for_the_next_bind(smsc, tmp_path):
+    smsc.set(receipts="after")
+    with opened(smsc, tmp_path, bind="transmitter") as transport:
+        sent = transport.send(PHONE, "receipt later")
+        assert transport.fetch().reports == []
+    until(lambda: smsc.stats()["waiting"].get("smss"))
+    with opened(smsc, tmp_path) as transport:
+        [report] = fetch_until(transport, 1, "reports")
+    assert report.reference == sent.references[0]
+
+
+# -- mobile-originated messages
+
+def test_goip_ucs2_gsm7_and_latin1(smsc, tmp_path):
+    with opened(smsc, tmp_path) as transport:
+        statuses = smsc.deliver([
+            mo(ucs2("Привет, это GoIP")),
+            mo(bytes([0x48, 0x1B, 0x65, 0x20, 0x00]).hex(), data_coding=0),
+            mo("café".encode("latin-1").hex(), data_coding=3),
+        ])["statuses"]
+        assert statuses == [0, 0, 0]
+        messages = fetch_until(transport, 3)
+        assert [m.text for m in messages] == ["Привет, это GoIP", "H€ @", "café"]
+        assert all(m.phone == "+420608337726" and m.error is None for m in messages)
+        transport.delete([h for m in messages for h in m.handles])
+        assert transport.fetch().messages == []
+
+
+def test_multipart_ucs2_out_of_order_and_sar(smsc, tmp_path):
+    text = "Dobrý den, " + "😀" + " tohle je dlouhá zpráva " * 6
+    data = text.encode("utf-16-be")
+    chunks = [data[i:i + 134] for i in range(0, len(data), 134)]
+    udh = [bytes([6, 8, 4, 0x30, 0x39, len(chunks), n]).hex() for n in range(1, len(chunks) + 1)]
+    parts = [mo(udh[n] + chunks[n].hex(), esm_class=0x40) for n in range(len(chunks))]
+    sar = [mo(chunk.hex(), sar_msg_ref_num=7, sar_total_segments=len(chunks),
+              sar_segment_seqnum=n + 1) for n, chunk in enumerate(chunks)]
+    with opened(smsc, tmp_path) as transport:
+        smsc.deliver(list(reversed(parts)) + sar[1:])
+        [first] = transport.fetch().messages  # the SAR one lacks its first part
+        transport.delete(first.handles)
+        smsc.deliver(sar[:1])
+        [second] = fetch_until(transport, 1)
+    assert len(chunks) == 3 and first.text == second.text == text
+    assert first.parts == second.parts == 3 and first.references == (0x3039,)
+
+
+def test_wait_wakes_on_an_incoming_message(smsc, tmp_path):
+    with opened(smsc, tmp_path) as transport:
+        assert transport.wait(0.05) is False
+        threading.Timer(0.2, lambda: smsc.deliver([mo(ucs2("wake up"))])).start()
+        assert transport.wait(20) is True
+        [message] = transport.fetch().messages
+        assert message.text == "wake up"
+
+
+def test_stored_messages_survive_the_process(smsc, tmp_path):
+    with opened(smsc, tmp_path) as transport:
+        smsc.deliver([mo(ucs2("keep me"))])
+        fetch_until(transport, 1)  # fetched but never deleted: the pass died before
+    with opened(smsc, tmp_path) as transport:
+        [message] = transport.fetch().messages
+        assert message.text == "keep me"
+        transport.delete(message.handles)
+    with opened(smsc, tmp_path) as transport:
+        assert transport.fetch().messages == []
+
+
+def test_messages_sent_while_unbound_arrive_after_the_next_bind(smsc, tmp_path):
+    assert smsc.deliver([mo(ucs2("while you were away"))])["queued"] == 1
+    with opened(smsc, tmp_path) as transport:
+        [message] = fetch_until(transport, 1)
+    assert message.text == "while you were away"
+
+
+# -- keeping the session alive
+
+def test_enquire_link_both_ways(smsc, tmp_path):
+    with opened(smsc, tmp_path, enquire_link_interval=0.2) as transport:
+        assert smsc.command("enquire")["statuses"] == [0]
+        smsc.wait_event("enquire_link")
+        assert transport.state().registration == "transceiver bound"
+
+
+def test_unanswered_enquire_link_drops_the_link_and_wait_binds_again(smsc, tmp_path):
+    smsc.set(answerEnquire=False)
+    with opened(smsc, tmp_path, enquire_link_interval=0.1, response_timeout=0.3) as transport:
+        until(lambda: "down" in transport.state().registration)
+        assert "enquire_link" in transport.state().registration
+        smsc.set(answerEnquire=True)
+        until(lambda: (transport.wait(0.05), len(smsc.events("bind")) >= 2)[1])
+        until(lambda: transport.state().registration == "transceiver bound")
+        transport.send(PHONE, "still here")
+
+
+def test_smsc_unbind_then_bind_again(smsc, tmp_path):
+    with opened(smsc, tmp_path) as transport:
+        assert smsc.command("unbind")["statuses"] == [0]
+        until(lambda: "down" in transport.state().registration)
+        transport.send(PHONE, "rebound")
+    assert len(smsc.wait_events("bind", 2)) == 2
