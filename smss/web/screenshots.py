@@ -1,0 +1,174 @@
+"""``python3 -m smss.web.screenshots DIR``: pictures of every page for the README.
+
+Makes a throw-away SQLite queue with example messages (through the ``smss.store``
+functions the gateway itself uses), serves the web interface from this process
+on 127.0.0.1, logs in with headless Chromium (Debian's ``chromium`` driven by
+Playwright: ``pip install playwright``; no ``playwright install`` needed) and
+saves ``desktop-PAGE.png`` (1280 px wide, the whole page) and ``phone-PAGE.png``
+(390 x 844, what a phone shows first) for each page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from datetime import timedelta
+from typing import List, Optional
+
+from smss.config import parse_text
+from smss.gsm.alphabet import plan_parts
+from smss.store import accounts, migrations, received, sent, transports
+from smss.store import queue as msg_table
+from smss.store.database import Connection, connect, utcnow
+from smss.web.passwords import hash_password
+from smss.web.server import ThreadedWebServer
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--font-render-hinting=none"]
+USER, PASSWORD = "admin", "demo password"
+MODEM = "modem:/dev/ttyUSB0"
+
+PAGES = [("status", "/"), ("queue", "/queue"), ("sent", "/sent"), ("received", "/received"),
+         ("message", "/message/{message}"), ("send", "/send")]
+VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+
+CONFIG = """\
+[database]
+url = sqlite://{folder}/smss.db
+[server]
+kick_command =
+[web]
+listen = 127.0.0.1
+port = 0
+secret_file = {folder}/web-secret
+timezone = Europe/Prague
+"""
+
+
+def seed(conn: Connection) -> int:
+    """Example rows in every table; returns the id of a sent multipart message."""
+    def queue(phone: str, text: str) -> int:
+        parts = plan_parts(text).count
+        with conn.transaction():
+            [message_id] = msg_table.insert(conn, [msg_table.NewMessage(
+                phone, text, parts, "10.0.0.21")])
+        return message_id
+
+    def send(phone: str, text: str, status: str, error: Optional[str] = None,
+             delivered: Optional[bool] = True) -> int:
+        message_id = queue(phone, text)
+        [claimed] = msg_table.claim(conn, "gateway:4242", 1)
+        references = [str(40 + message_id * 3 + n) for n in range(claimed.parts)]
+        with conn.transaction():
+            sent.record(conn, claimed, status, attempts=1 if status == sent.SENT else 3,
+                        transport=MODEM, references=references if status == sent.SENT else (),
+                        error=error, track_delivery=True)
+            msg_table.delete(conn, message_id)
+        if status == sent.SENT and delivered is not None:
+            with conn.transaction():
+                for reference in references:
+                    sent.report(conn, MODEM, reference, delivered, 0 if delivered else 0x46)
+        return message_id
+
+    send("+420608337726", "Zálohování db1 dokončeno: 412 GB za 2 h 13 min", sent.SENT)
+    send("+420777123456", "nagios: PROBLEM web2 HTTP is CRITICAL (connection refused)",
+         sent.SENT)
+    send("+421905123456", "Test z nové brány", sent.FAILED, "+CMS ERROR: 1 unassigned number")
+    multipart = send("+420608337726", "Noční dávka selhala na serveru app3. " * 4, sent.SENT,
+                     delivered=None)
+    send("+420731000111", "Power restored in rack B4 after 14 min on UPS", sent.SENT)
+    send("+447911123456", "Disk /var on mail1 is 97 % full", sent.EXPIRED,
+         "expired: not sent within 86400 s")
+    send("+420608337726", "RAID degraded on storage2: disk 3 failed", sent.SENT,
+         delivered=False)
+
+    queue("+420606111222", "Certificate for shop.example.cz expires in 5 days")
+    [claimed] = msg_table.claim(conn, "gateway:4242", 1)  # the one being sent right now
+    retry = queue("+420777123456", "Backup of fileserver failed: rsync exit 23")
+    msg_table.defer(conn, retry, 2, utcnow() + timedelta(minutes=4),
+                    "+CMS ERROR: 38 network out of order")
+    queue("+420608337726", "UPS on battery in server room 2")
+    queue("+420731000111", "Záložní zdroj: baterie vybitá, výměna do pátku")
+
+    for phone, text in (
+        ("+420777123456", "STAV"),
+        ("+420608337726", "Beru, jdu se na to podívat."),
+        ("+420731000111", "12345 678"),
+        ("+4915112345678", "Danke, das Problem ist behoben. Die Datensicherung läuft wieder "
+                           "normal und der nächste Lauf ist für heute Nacht geplant. " * 2),
+    ):
+        parts = plan_parts(text).count
+        with conn.transaction():
+            received.insert(conn, received.Incoming(phone, text, sent_at=utcnow(), parts=parts,
+                                                    smsc="+420603052000", transport=MODEM))
+    transports.save(conn, MODEM, "ok", signal_dbm=-71, registration="home",
+                    operator="T-Mobile CZ")
+    return multipart
+
+
+def make(outdir: str, chromium: str = CHROMIUM) -> List[str]:
+    """Take the pictures into ``outdir``; returns the files written."""
+    from playwright.sync_api import sync_playwright
+
+    os.makedirs(outdir, exist_ok=True)
+    written: List[str] = []
+    with tempfile.TemporaryDirectory(prefix="smss-screens-") as folder:
+        config = parse_text(CONFIG.format(folder=folder))
+        conn = connect(config.get("database", "url"))
+        try:
+            migrations.prepare(conn)
+            message = seed(conn)
+            accounts.set_user(conn, USER, hash_password(PASSWORD))
+        finally:
+            conn.close()
+        with ThreadedWebServer(config) as server, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            try:
+                for device, viewport in VIEWPORTS.items():
+                    phone = device == "phone"
+                    context = browser.new_context(viewport=viewport, is_mobile=phone,
+                                                  has_touch=phone, device_scale_factor=1,
+                                                  locale="en-GB")
+                    page = context.new_page()
+                    page.goto(server.url + "/login")
+                    written.append(_shot(page, outdir, device, "login", full=False))
+                    page.fill("#name", USER)
+                    page.fill("#password", PASSWORD)
+                    page.click("button[type=submit]")
+                    page.wait_for_url(server.url + "/")
+                    for name, path in PAGES:
+                        page.goto(server.url + path.format(message=message))
+                        if name == "send":
+                            page.fill("#numbers", "+420608337726\n777 123 456")
+                            page.fill("#text", "Příliš žluťoučký kůň úpěl ďábelské ódy.")
+                            page.wait_for_selector("#counter[data-encoding=ucs2]")
+                        written.append(_shot(page, outdir, device, name, full=not phone))
+                    context.close()
+            finally:
+                browser.close()
+    return written
+
+
+def _shot(page, outdir: str, device: str, name: str, full: bool) -> str:
+    path = os.path.join(outdir, f"{device}-{name}.png")
+    page.screenshot(path=path, full_page=full)
+    return path
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m smss.web.screenshots",
+                                     description="screenshots of the web interface")
+    parser.add_argument("outdir", help="folder for the PNG files (docs/screenshots)")
+    parser.add_argument("--chromium", default=CHROMIUM, help="the Chromium binary")
+    args = parser.parse_args(argv)
+    for path in make(args.outdir, args.chromium):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
