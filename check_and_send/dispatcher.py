@@ -414,7 +414,8 @@ class Dispatcher:
                 message.phone, message.text, message.sent_at, message.parts, message.smsc,
                 name, message.raw_pdu, message.error,
             )
-            self.ledger.note(key, utcnow())
+            if message.handles:  # something to delete from the device afterwards
+                self.ledger.note(key, utcnow())
             with self.conn.transaction():
                 rcv_id = received.insert(self.conn, incoming)
             report.received += 1
