@@ -180,6 +180,10 @@ class Dispatcher:
             if not batch:
                 return
             self._claimed = [message.id for message in batch]
+            if self.transport.window > 1 and self.settings.rate_limit <= 0:
+                if not self._send_windowed(batch, report):
+                    return
+                continue
             for message in batch:
                 if self._wait_for_slot(message.parts) is None:
                     return  # stopping: the claims left are released by the pass
@@ -190,6 +194,31 @@ class Dispatcher:
                     return  # transport down or needs an operator: the rest stays queued
             if len(batch) < size:
                 return
+
+    def _send_windowed(self, batch: List[queue.Claimed], report: PassReport) -> bool:
+        """The batch through ``send_many`` (several in flight, SMPP's window); each outcome
+        is recorded as it comes.  False when the transport went down (the rest stays)."""
+        by_id = {message.id: message for message in batch}
+        queue.mark_sending_many(self.conn, list(by_id))
+        keep_going = True
+        items = [(message.id, message.phone, message.text) for message in batch]
+        for message_id, outcome in self.transport.send_many(items):
+            message = by_id.pop(message_id)
+            attempts = message.attempts + 1
+            if isinstance(outcome, SendFailed):
+                keep_going = self._failed(message, outcome, attempts, report) and keep_going
+            else:
+                self._finish(message, sent.SENT, attempts, references=outcome.references)
+                report.sent += 1
+                log.info("sent %d to %s (%d part(s), refs %s)", message.id, message.phone,
+                         outcome.parts, ",".join(outcome.references) or "-")
+            self._claimed.remove(message_id)
+            self.alive(0.0)
+        if by_id:  # never handed out: the transport stopped before them (nothing was sent)
+            queue.release(self.conn, list(by_id))
+            for message_id in by_id:
+                self._claimed.remove(message_id)
+        return keep_going and not self.stopping() and len(batch) >= self.settings.batch_size
 
     def _send_one(self, message: queue.Claimed, report: PassReport) -> bool:
         attempts = message.attempts + 1

@@ -181,7 +181,7 @@ KEYS: Dict[Tuple[str, str], Key] = {
         _float, "900", "seconds after which another host's claim counts as abandoned"
     ),
     ("dispatcher", "pass_timeout"): Key(
-        _float, "900", "a pass running longer than this stops, releasing the lock"
+        _float, "900", "a pass that makes no progress for this long stops, releasing the lock"
     ),
     ("dispatcher", "poll_interval"): Key(
         _float, "30", "seconds between queue checks of `check_and_send --loop`"
@@ -196,7 +196,7 @@ KEYS: Dict[Tuple[str, str], Key] = {
         _str, "/var/lib/smss/rejected-pins", "where a PIN the SIM rejected is remembered"
     ),
     ("modem", "name"): Key(_str, "", "name recorded as the transport; empty: modem:DEVICE"),
-    ("modem", "rate_limit"): Key(_int, "0", "most messages per minute through this SIM; 0: none"),
+    ("modem", "rate_limit"): Key(_int, "0", "most SMS parts per minute through this SIM; 0: none"),
     ("dispatcher", "transport"): Key(_str, "modem", "what sends and receives: modem or smpp"),
     # --- an SMSC (operator, aggregator, or a GoIP's SMPP server) over SMPP 3.4
     ("smpp", "url"): Key(

@@ -306,3 +306,50 @@ def test_stale_lock_of_a_killed_pass_is_broken_and_claims_recovered(tmp_path):
         assert sorted(r[0] for r in s.rows("sms", "id")) == ids
         assert "breaking stale lock" in s.log()
         assert "may have been sent" in s.log()
+
+
+def windowed_dispatcher(s, window: int):
+    """The pass in this process, through the modem transport with a window (the path a
+    windowed transport such as SMPP takes; the modem's send_many sends one by one)."""
+    from check_and_send.dispatcher import Dispatcher, Settings
+    from smss.config import load
+    from smss.store.database import connect
+    from smss.transports.modem import ModemTransport
+
+    config = load(s.config_path)
+    transport = ModemTransport.from_config(config)
+    transport.window = window
+    conn = connect(s.db_url)
+    return conn, Dispatcher(conn, transport, Settings.from_config(config))
+
+
+def test_windowed_sending_records_every_outcome(tmp_path):
+    with site(tmp_path) as s:
+        ids = [s.enqueue("+420608337726", f"w{i}") for i in range(7)]
+        s.sim.control.set_fault("cms_error", code=8, count=1)  # the first one is barred
+        conn, dispatcher = windowed_dispatcher(s, 3)
+        try:
+            report = dispatcher.run_pass()
+        finally:
+            dispatcher.close()
+            conn.close()
+        assert (report.sent, report.failed, report.problem) == (6, 1, None)
+        assert s.rows("sms", "id, status") == [(ids[0], "failed")] + [(i, "sent") for i in ids[1:]]
+        assert s.rows("msg") == []
+
+
+def test_windowed_sending_keeps_the_rest_when_the_link_drops(tmp_path):
+    with site(tmp_path) as s:
+        ids = [s.enqueue("+420608337726", f"w{i}") for i in range(5)]
+        s.sim.control.set_fault("drop", at="command", command="+CMGS", count=1)
+        conn, dispatcher = windowed_dispatcher(s, 5)
+        try:
+            report = dispatcher.run_pass()
+        finally:
+            dispatcher.close()
+            conn.close()
+        assert report.problem_kind == "down" and report.sent == 0
+        # the one in the modem when the link fell was not written: released, no attempt;
+        # the ones never handed to the modem were released untouched
+        assert s.rows("msg", "id, attempts, claimed_by, send_started_at") == [
+            (i, 0, None, None) for i in ids]

@@ -130,3 +130,22 @@ def test_tls_setting_is_checked():
     with pytest.raises(ConfigError, match="tls"):
         parse_text("[database]\ntls = sometimes\n")
     assert parse_text("[database]\ntls = Verify\n").get("database", "tls") == "verify"
+
+
+def test_mysql_connection_recovers_after_a_failed_reconnect(tmp_path):
+    from support_mariadb import MariaDB
+
+    server = MariaDB(str(tmp_path / "own"))
+    server.start()
+    try:
+        conn = connect(server.create_database("recover"), connect_timeout=2)
+        migrations.prepare(conn)
+        server.stop()
+        for _ in range(2):  # the reconnect fails, and so does the next try
+            with pytest.raises(DatabaseError):
+                msg_table.stats(conn)
+        server.start()
+        assert msg_table.stats(conn).depth == 0  # the same Connection works again
+        conn.close()
+    finally:
+        server.cleanup()

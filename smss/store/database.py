@@ -212,7 +212,7 @@ class Connection:
         """Reconnect when the server went away (restart, wait_timeout) since the last use."""
         try:
             self._raw.ping(False)
-        except (pymysql.err.OperationalError, pymysql.err.InterfaceError):
+        except pymysql.err.Error:  # gone, or closed by an earlier failed reconnect
             try:
                 self._raw.close()
             except pymysql.err.Error:

@@ -177,6 +177,15 @@ def mark_sending(conn: Connection, message_id: int) -> None:
                      (utcnow(), message_id)).close()
 
 
+def mark_sending_many(conn: Connection, message_ids: Sequence[int]) -> None:
+    """``mark_sending`` for a window of messages handed to the transport together."""
+    now = utcnow()
+    with conn.transaction():
+        for message_id in message_ids:  # by primary key, one row at a time (no gap locks)
+            conn.execute("UPDATE msg SET send_started_at = ? WHERE id = ?",
+                         (now, message_id)).close()
+
+
 def release(conn: Connection, message_ids: Sequence[int]) -> None:
     """Give claimed messages back untouched (commits)."""
     if not message_ids:
