@@ -80,7 +80,7 @@ def test_bind_with_good_credentials_tells_the_smsc_who_we_are(smsc, tmp_path):
     with opened(smsc, tmp_path, system_type="VMA", interface_version=0x34,
                 address_range="420*") as transport:
         state = transport.state()
-        assert state.registration == "transceiver bound" and state.operator == "nodesmsc"
+        assert state.registration == "trx up" and state.operator == "nodesmsc"
     bind = smsc.wait_event("bind")
     assert (bind["command"], bind["system_id"], bind["password"], bind["system_type"],
             bind["interface_version"], bind["address_range"], bind["status"]) == (
@@ -402,17 +402,17 @@ def test_enquire_link_both_ways(smsc, tmp_path):
     with opened(smsc, tmp_path, enquire_link_interval=0.2) as transport:
         assert smsc.command("enquire")["statuses"] == [0]
         smsc.wait_event("enquire_link")
-        assert transport.state().registration == "transceiver bound"
+        assert transport.state().registration == "trx up"
 
 
 def test_unanswered_enquire_link_drops_the_link_and_wait_binds_again(smsc, tmp_path):
     smsc.set(answerEnquire=False)
     with opened(smsc, tmp_path, enquire_link_interval=0.1, response_timeout=0.3) as transport:
         until(lambda: "down" in transport.state().registration)
-        assert "enquire_link" in transport.state().registration
+        assert "no enquire_link_resp" in transport.last_drop
         smsc.set(answerEnquire=True)
         until(lambda: (transport.wait(0.05), len(smsc.events("bind")) >= 2)[1])
-        until(lambda: transport.state().registration == "transceiver bound")
+        until(lambda: transport.state().registration == "trx up")
         transport.send(PHONE, "still here")
 
 

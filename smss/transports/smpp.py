@@ -73,6 +73,7 @@ _OPERATOR = {  # the configuration or the account is wrong: every message would 
     p.ESME_RSERTYPUNAUTH, p.ESME_RPROHIBITED, p.ESME_RSERTYPDENIED,
 }
 _DOWN = {p.ESME_RINVBNDSTS}  # the SMSC no longer sees us bound: bind again
+_SHORT_ROLES = {"transceiver": "trx", "transmitter": "tx", "receiver": "rx"}
 _BIND_OPERATOR = {p.ESME_RINVPASWD, p.ESME_RINVSYSID, p.ESME_RINVSYSTYP, p.ESME_RBINDFAIL}
 
 
@@ -153,6 +154,7 @@ class SmppTransport(Transport):
         self._paused_until = 0.0
         self._pause = settings.throttle_delay
         self._open = False
+        self.last_drop: Optional[str] = None  # why a bind last went down
 
     @classmethod
     def from_config(cls, config) -> "SmppTransport":
@@ -236,6 +238,7 @@ class SmppTransport(Transport):
         return self._connect(role)
 
     def _on_down(self, link: Link, reason: str) -> None:
+        self.last_drop = f"{link.bind.mode}: {reason}"
         self._signal.set()
 
     # -- receiving
@@ -351,16 +354,17 @@ class SmppTransport(Transport):
                 log.warning("%s: %s", self.name, exc.reason)
 
     def state(self) -> TransportState:
+        """registration: each bind up or down (``trx up``, ``tx up, rx down``; the column
+        is short: why a bind dropped is in ``last_drop`` and the log); operator: the
+        SMSC's system_id."""
         parts, peer = [], ""
         for role in self._roles:
             link = self._links.get(role)
-            if link is not None and link.alive:
-                parts.append(f"{role} bound")
+            up = link is not None and link.alive
+            parts.append(f"{_SHORT_ROLES[role]} {'up' if up else 'down'}")
+            if up and link is not None:
                 peer = peer or link.peer_system_id
-            else:
-                reason = link.down_reason if link is not None else "not bound"
-                parts.append(f"{role} down ({reason})")
-        return TransportState(registration="; ".join(parts)[:64], operator=peer or None)
+        return TransportState(registration=", ".join(parts), operator=peer[:64] or None)
 
     # -- sending
 

@@ -67,22 +67,36 @@ function receivers(systemId) {
 }
 
 function sendDeliveries(session, list, done) {
+  // store and forward: a deliver_sm not answered before its connection closes is kept
+  // for the account's next receiving bind
   const statuses = new Array(list.length);
   let left = list.length;
   if (!left) { done(statuses); return; }
   list.forEach((options, i) => {
-    session.smpp.deliver_sm(Object.assign({}, options), (resp) => {
+    const key = ++session.deliveries;
+    session.pending.set(key, options);
+    const sent = session.smpp.deliver_sm(Object.assign({}, options), (resp) => {
+      session.pending.delete(key);
       statuses[i] = resp.command_status;
       emit({event: 'deliver_sm_resp', session: session.number, status: resp.command_status});
+      if (resp.command_status !== 0) keep(session.systemId, [options]);
       if (--left === 0) done(statuses);
     });
+    if (!sent) {
+      session.pending.delete(key);
+      keep(session.systemId, [options]);
+    }
   });
+}
+
+function keep(systemId, list) {
+  (waitingDeliveries[systemId] = waitingDeliveries[systemId] || []).push(...list);
 }
 
 function deliver(systemId, list, done) {
   const targets = receivers(systemId);
   if (!targets.length) {
-    (waitingDeliveries[systemId] = waitingDeliveries[systemId] || []).push(...list);
+    keep(systemId, list);
     done(null);
     return;
   }
@@ -206,7 +220,8 @@ function onSubmit(session, pdu) {
 }
 
 const server = smpp.createServer((raw) => {
-  const session = {smpp: raw, number: ++sessionCount, systemId: null, mode: null, bound: false};
+  const session = {smpp: raw, number: ++sessionCount, systemId: null, mode: null, bound: false,
+    pending: new Map(), deliveries: 0};
   sessions.add(session);
   const onBind = (pdu) => {
     const ok = settings.users[pdu.system_id] !== undefined &&
@@ -245,6 +260,10 @@ const server = smpp.createServer((raw) => {
   raw.on('close', () => {
     session.bound = false;
     sessions.delete(session);
+    if (session.pending.size && session.systemId !== null) {
+      keep(session.systemId, [...session.pending.values()]);
+      session.pending.clear();
+    }
     emit({event: 'close', session: session.number});
   });
 });
@@ -310,8 +329,11 @@ const commands = {
   },
   reset() {  // a fresh SMSC for the next test: defaults, no sessions, nothing waiting
     Object.assign(settings, JSON.parse(JSON.stringify(defaults)));
+    for (const s of sessions) {
+      s.pending.clear();
+      s.smpp.destroy();
+    }
     for (const key of Object.keys(waitingDeliveries)) delete waitingDeliveries[key];
-    for (const s of sessions) s.smpp.destroy();
     submits = 0;
     outstanding = 0;
     maxOutstanding = 0;

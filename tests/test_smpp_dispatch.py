@@ -1,0 +1,142 @@
+"""check_and_send with ``[dispatcher] transport = smpp`` against node-smpp as the SMSC: one-shot
+passes (sent rows carry the submit_sm_resp ids, receipts mark them delivered, mobile-originated
+messages land in rcv) and ``--loop`` (one bind, kicks, incoming messages wake it, a dropped
+connection costs nothing, SIGTERM unbinds)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Iterator
+
+import pytest
+from support_dispatch import Site
+from support_smsc import Smsc, mo, require_node, ucs2
+
+PHONE = "+420608337726"
+LONG = "Dlouhá zpráva: " + "ěščřžýáíé " * 16  # 175 characters: 3 UCS2 parts
+
+
+@pytest.fixture(scope="module")
+def smsc_process() -> Iterator[Smsc]:
+    require_node()
+    smsc = Smsc()
+    yield smsc
+    smsc.close()
+
+
+@pytest.fixture
+def smsc(smsc_process: Smsc) -> Smsc:
+    smsc_process.reset()
+    return smsc_process
+
+
+def smpp_site(tmp_path, smsc: Smsc, db_url=None, **smpp) -> Site:
+    values = {"url": smsc.url, "spool": f"{tmp_path}/smpp-inbox", "response_timeout": "10",
+              "reconnect_delay": "0.1"}
+    values.update(smpp)
+    return Site(tmp_path, db_url or f"sqlite://{tmp_path}/smss.db", None, {
+        "dispatcher": {"transport": "smpp", "poll_interval": "60"}, "smpp": values})
+
+
+def wait_for(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not reached within {timeout}s")
+
+
+def run(s: Site):
+    done = s.run()
+    assert done.returncode == 0, (done.stderr, s.log())
+    return done
+
+
+def test_one_shot_passes_send_record_ids_and_apply_receipts(tmp_path, smsc, database_url):
+    smsc.set(receipts="after", idFormat="hex0", receiptTextId="dec", receiptTlv=False)
+    s = smpp_site(tmp_path, smsc, database_url)
+    first = s.enqueue(PHONE, "Ahoj ze SMPP")
+    second = s.enqueue("+420777123456", LONG, parts=3)
+    run(s)
+    submits = smsc.wait_events("submit_sm", 4)
+    rows = s.rows("sms", "id, phone, status, transport, refs")
+    name = f"smpp:smss@127.0.0.1:{smsc.port}"
+    ids = [e["message_id"].lstrip("0").lower() for e in submits]
+    assert rows == [(first, PHONE, "sent", name, ids[0]),
+                    (second, "+420777123456", "sent", name, ",".join(ids[1:]))]
+    assert [e["text"] for e in submits[:1]] == ["Ahoj ze SMPP"]
+    assert "".join(e["text"] for e in submits[1:]) == LONG
+    assert s.rows("msg") == []
+    # receipts come right after each answer: this pass or the next one applies them
+    wait_for(lambda: (run(s), s.rows("sms", "delivery"))[1] == [("delivered",), ("delivered",)],
+             what="all receipts applied")
+    assert [r[0] for r in s.rows("sms_part", "reference")] == ids
+    assert {r[0] for r in s.rows("sms_part", "delivery")} == {"delivered"}
+    assert "bind_transceiver" in {e["command"] for e in smsc.events("bind")}
+    assert len(smsc.events("unbind")) == len(smsc.events("bind"))  # every pass unbound
+
+
+def test_receipt_before_the_answer_still_finds_its_row(tmp_path, smsc):
+    smsc.set(receipts="before", respDelayMs=300)
+    s = smpp_site(tmp_path, smsc)
+    s.enqueue(PHONE, "fast receipt")
+    run(s)
+    wait_for(lambda: (run(s), s.rows("sms", "delivery"))[1] == [("delivered",)],
+             what="the early receipt applied")
+    assert "delivery report for unknown reference" not in s.log()
+
+
+def test_incoming_messages_are_stored(tmp_path, smsc):
+    s = smpp_site(tmp_path, smsc)
+    smsc.deliver([mo(ucs2("Přijatá zpráva z GoIP")),  # waits at the SMSC for our bind
+                  mo(bytes([0x48, 0x6F, 0x6A]).hex(), data_coding=0, sender="420777123456")])
+    run(s)
+    assert s.rows("rcv", "phone, text, transport, error") == [
+        (PHONE, "Přijatá zpráva z GoIP", f"smpp:smss@127.0.0.1:{smsc.port}", None),
+        ("+420777123456", "Hoj", f"smpp:smss@127.0.0.1:{smsc.port}", None)]
+    assert not os.path.getsize(f"{tmp_path}/smpp-inbox")  # stored, so removed from the spool
+
+
+def test_wrong_password_exits_3_and_keeps_the_queue(tmp_path, smsc):
+    s = smpp_site(tmp_path, smsc, password="nope")
+    s.enqueue(PHONE, "kept")
+    done = s.run()
+    assert done.returncode == 3
+    assert len(s.rows("msg")) == 1 and s.rows("sms") == []
+    assert "ESME_RINVPASWD" in s.log()
+
+
+def test_loop_keeps_one_bind_wakes_on_incoming_and_survives_a_drop(tmp_path, smsc):
+    smsc.set(receipts="after")
+    s = smpp_site(tmp_path, smsc)
+    loop = s.start("--loop")
+    try:
+        wait_for(lambda: "bound (SMSC nodesmsc)" in s.log(), what="the bind")
+        s.enqueue(PHONE, "first")
+        os.kill(loop.pid, signal.SIGUSR1)
+        wait_for(lambda: s.rows("sms", "delivery") == [("delivered",)], what="first delivered")
+
+        smsc.deliver([mo(ucs2("odpověď"))])
+        wait_for(lambda: s.rows("rcv", "text") == [("odpověď",)], what="incoming stored")
+
+        smsc.command("drop")
+        wait_for(lambda: "connection closed by the SMSC" in s.log(), what="the drop noticed")
+        s.enqueue(PHONE, "second")
+        os.kill(loop.pid, signal.SIGUSR1)
+        wait_for(lambda: len(s.rows("sms")) == 2, what="second sent after the drop")
+        assert [e["text"] for e in smsc.wait_events("submit_sm", 2)] == ["first", "second"]
+        binds = smsc.wait_events("bind", 2)
+        assert len(binds) == 2  # one bind, and one again after the drop
+
+        loop.send_signal(signal.SIGTERM)
+        assert loop.wait(30) == 0
+        smsc.wait_event("unbind")
+    finally:
+        if loop.poll() is None:
+            loop.kill()
+            loop.wait()
+    assert [e["text"] for e in smsc.events("submit_sm")] == ["first", "second"]  # no repeats
