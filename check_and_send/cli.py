@@ -24,6 +24,7 @@ from typing import List, Optional
 
 from check_and_send.dispatcher import Dispatcher, PassReport, Settings
 from check_and_send.hooks import OnReceive
+from check_and_send.lanes import Lanes
 from smss import logs
 from smss.config import Config, ConfigError, load
 from smss.pidlock import LockHeld, PidLock
@@ -149,13 +150,18 @@ def _open(config: Config, kicks: Kicks):
 
     conn = connect_config(config)
     migrations.check(conn)
-    transport = transports.from_config(config)
     hook = OnReceive.from_config(config)
-    dispatcher = Dispatcher(conn, transport, Settings.from_config(config),
-                            on_received=hook.start if hook else None,
-                            sleep=kicks.stop.wait, stopping=kicks.stop.is_set,
-                            alive=_watchdog(config.get("dispatcher", "pass_timeout")))
-    return conn, dispatcher
+    alive = _watchdog(config.get("dispatcher", "pass_timeout"))
+
+    def lane(seen: Config, name: str = "") -> Dispatcher:
+        return Dispatcher(conn, transports.from_config(seen), Settings.from_config(seen, name),
+                          on_received=hook.start if hook else None,
+                          sleep=kicks.stop.wait, stopping=kicks.stop.is_set, alive=alive)
+
+    if not config.has_named_transports():
+        return conn, lane(config)
+    return conn, Lanes([lane(config.for_transport(name), name)
+                        for name in config.transport_names()])
 
 
 def run_passes(config: Config, kicks: Kicks) -> int:

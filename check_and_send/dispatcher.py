@@ -70,7 +70,9 @@ class Settings:
     ledger: str = ""  # file for received messages between commit and delete
 
     @classmethod
-    def from_config(cls, config) -> "Settings":
+    def from_config(cls, config, lane: str = "") -> "Settings":
+        """``config`` as the transport sees it (Config.for_transport); ``lane``: the
+        transport's name when one process drives several (each keeps its own ledger)."""
         get = config.get
         return cls(
             max_attempts=get("dispatcher", "max_attempts"),
@@ -81,7 +83,7 @@ class Settings:
             claim_timeout=get("dispatcher", "claim_timeout"),
             rate_limit=get("modem", "rate_limit"),
             journal=get("dispatcher", "lockfile") + ".journal",
-            ledger=get("dispatcher", "lockfile") + ".deleting",
+            ledger=get("dispatcher", "lockfile") + (f".{lane}" if lane else "") + ".deleting",
         )
 
 
@@ -124,6 +126,9 @@ class Dispatcher:
         self._claimed: List[int] = []  # claimed by us and not yet finished
         self.ledger = DeleteLedger(settings.ledger)
         self._opened = False
+        #: routes this dispatcher claims besides unrouted messages (None: every message);
+        #: set by check_and_send.lanes when one process drives several transports
+        self.claim_routes: Optional[List[str]] = None
 
     # -- the pass
 
@@ -176,7 +181,7 @@ class Dispatcher:
     def send_due(self, report: PassReport) -> None:
         while not self.stopping():
             size = self._claim_size()
-            batch = queue.claim(self.conn, self.owner, size) if size else []
+            batch = queue.claim(self.conn, self.owner, size, self.claim_routes) if size else []
             if not batch:
                 return
             self._claimed = [message.id for message in batch]

@@ -198,6 +198,10 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ("modem", "name"): Key(_str, "", "name recorded as the transport; empty: modem:DEVICE"),
     ("modem", "rate_limit"): Key(_int, "0", "most SMS parts per minute through this SIM; 0: none"),
     ("dispatcher", "transport"): Key(_str, "modem", "what sends and receives: modem or smpp"),
+    ("dispatcher", "routes"): Key(
+        _list, "", "number prefixes to named transports: `+4207 = gsm1, +421 = goip`; a prefix"
+        " prefers its transport, others take over while it is down"
+    ),
     # --- an SMSC (operator, aggregator, or a GoIP's SMPP server) over SMPP 3.4
     ("smpp", "url"): Key(
         _str, "", "smpp://system_id:password@host:2775; the keys below override its parts"
@@ -326,9 +330,28 @@ class Config:
                 except ConfigError as exc:
                     detail = str(exc).split(f"[{kind}] ", 1)[-1]
                     raise ConfigError(f"{where}: [{section}] {detail}") from None
+        for prefix, name in self.routes():
+            if name not in self._transports:
+                raise ConfigError(f"{where}: [dispatcher] routes: {prefix} goes to {name!r},"
+                                  " which is no [transport:NAME] section")
 
     def get(self, section: str, key: str) -> Any:
         return self._values[(section, key)]
+
+    def routes(self) -> List[Tuple[str, str]]:
+        """[dispatcher] routes as (prefix, transport name), longest prefix first."""
+        pairs = []
+        for item in self.get("dispatcher", "routes"):
+            prefix, equals, name = item.partition("=")
+            prefix, name = prefix.strip(), name.strip()
+            if not equals or not prefix or not name:
+                raise ConfigError(f"{self.path or 'configuration'}: [dispatcher] routes: "
+                                  f"{item!r} is not PREFIX = TRANSPORT")
+            pairs.append((prefix, name))
+        return sorted(pairs, key=lambda pair: -len(pair[0]))
+
+    def has_named_transports(self) -> bool:
+        return bool(self._transports)
 
     def transport_names(self) -> List[str]:
         """The [transport:NAME] sections in file order; none: the one [dispatcher] transport."""
@@ -348,6 +371,9 @@ class Config:
         raw = {section: dict(values) for section, values in self.raw.items()
                if not section.startswith(TRANSPORT_PREFIX)}
         raw[kind] = dict(settings)
+        dispatcher = raw.setdefault("dispatcher", {})
+        dispatcher["transport"] = kind  # the one transport it sees
+        dispatcher.pop("routes", None)  # routing is the lanes' business, not the transport's
         return Config(raw, self.path)
 
     def with_overrides(self, **sections: Dict[str, str]) -> "Config":

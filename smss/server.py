@@ -238,7 +238,8 @@ class Connection:
             if isinstance(verdict, RecordError):
                 self._error(verdict)
                 return
-            message = NewMessage(verdict.phone, verdict.text, verdict.parts, self.address)
+            message = NewMessage(verdict.phone, verdict.text, verdict.parts, self.address,
+                                 verdict.route)
             self.replies.put_nowait(self.server.committer.submit(message))
         else:
             self._error(event)

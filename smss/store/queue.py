@@ -142,8 +142,12 @@ def get_claimed(conn: Connection, message_id: int) -> Optional[Claimed]:
     return _claimed(row) if row else None
 
 
-def claim(conn: Connection, owner: str, limit: int) -> List[Claimed]:
+def claim(conn: Connection, owner: str, limit: int,
+          routes: Optional[Sequence[str]] = None) -> List[Claimed]:
     """Take up to ``limit`` due messages, oldest first, for ``owner`` (commits).
+
+    ``routes``: only messages without a route or with one of these (see
+    check_and_send.lanes); None: any message.
 
     On MariaDB the rows are read with FOR UPDATE SKIP LOCKED, so two dispatchers
     claiming at the same moment get different rows; SQLite serialises writers.
@@ -153,11 +157,17 @@ def claim(conn: Connection, owner: str, limit: int) -> List[Claimed]:
     """
     now = utcnow()
     lock = " FOR UPDATE SKIP LOCKED" if conn.dialect == "mysql" else ""
+    where, params = "", []
+    if routes is not None:
+        marks = ", ".join("?" * len(routes))
+        where = f" AND (route IS NULL OR route IN ({marks}))" if routes else " AND route IS NULL"
+        params = list(routes)
     with conn.transaction():
         rows = conn.query(
-            f"SELECT {_CLAIMED_COLUMNS} FROM msg"  # noqa: S608 - constant column list
-            " WHERE claimed_by IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?" + lock,
-            (now, limit),
+            f"SELECT {_CLAIMED_COLUMNS} FROM msg"  # noqa: S608 - constants and placeholders
+            f" WHERE claimed_by IS NULL AND next_attempt_at <= ?{where} ORDER BY id LIMIT ?"
+            + lock,
+            (now, *params, limit),
         )
         if rows:
             conn.executemany("UPDATE msg SET claimed_by = ?, claimed_at = ? WHERE id = ?",

@@ -1,0 +1,104 @@
+"""Several transports in one dispatcher process: one lane (a Dispatcher) per transport.
+
+Routing lives in ``msg.route``, set when the message was accepted
+(``smss.validate``): NULL for a message any transport may send; ``NAME`` when
+the client pinned a transport (``#phone@NAME;text``): only that one sends it;
+``~NAME`` when a number-prefix rule ([dispatcher] routes) prefers it: that
+transport sends it, and while it is down (it did not open, lost its link, or
+needs a PIN) the other transports take it over.  Lanes run in configuration
+order; after a lane went down, the lanes still up run once more for its
+preferred messages.  Each lane keeps its own rate limit (its section's
+``rate_limit``) and reads its own device.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import List, Optional
+
+from check_and_send.dispatcher import Dispatcher, PassReport
+from smss.transports.base import OPERATOR, Transport
+
+log = logging.getLogger(__name__)
+
+PREFERRED = "~"
+
+
+def routes_for(name: str, down: List[str]) -> List[str]:
+    """What the lane ``name`` claims besides unrouted messages."""
+    return [name, PREFERRED + name] + [PREFERRED + other for other in down if other != name]
+
+
+class Lanes:
+    """Looks like one Dispatcher to check_and_send.cli: run_pass, release_claims, close."""
+
+    def __init__(self, lanes: List[Dispatcher]) -> None:
+        self.lanes = lanes
+        self.transport = _AnyTransport([lane.transport for lane in lanes])
+
+    def run_pass(self) -> PassReport:
+        total = PassReport()
+        down: List[str] = []
+        problems = []
+        for lane in self.lanes:
+            lane.claim_routes = routes_for(lane.transport.name, down)
+            report = lane.run_pass()
+            _add(total, report)
+            if not report.ok:
+                down.append(lane.transport.name)
+                problems.append((lane.transport.name, report))
+        if down:  # the lanes still up take over what preferred the ones that went down
+            for lane in self.lanes:
+                if lane.transport.name in down:
+                    continue
+                lane.claim_routes = [PREFERRED + name for name in down]
+                log.info("%s takes over messages for %s", lane.transport.name, ", ".join(down))
+                report = lane.run_pass()
+                _add(total, report)
+                if not report.ok:
+                    problems.append((lane.transport.name, report))
+        if problems:
+            total.problem = "; ".join(f"{name}: {report.problem}" for name, report in problems)
+            kinds = {report.problem_kind for _, report in problems}
+            total.problem_kind = OPERATOR if OPERATOR in kinds else problems[0][1].problem_kind
+        return total
+
+    def release_claims(self) -> None:
+        for lane in self.lanes:
+            lane.release_claims()
+
+    def close(self) -> None:
+        for lane in self.lanes:
+            lane.close()
+
+
+def _add(total: PassReport, report: PassReport) -> None:
+    for counter in ("sent", "failed", "deferred", "expired", "received", "reports",
+                    "recovered"):
+        setattr(total, counter, getattr(total, counter) + getattr(report, counter))
+    total.new_rcv_ids.extend(report.new_rcv_ids)
+
+
+class _AnyTransport:
+    """The lanes' transports seen as one by --loop: a name for the logs, and a wait that
+    returns when any of them has something."""
+
+    def __init__(self, transports: List[Transport]) -> None:
+        self.transports = transports
+        self.name = "+".join(t.name for t in transports)
+
+    def wait(self, timeout: float, wake: Optional[object] = None) -> bool:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            for transport in self.transports:
+                if transport.wait(0.0, wake):
+                    return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (wake is not None and wake.is_set()):
+                return False
+            if wake is not None:
+                wake.wait(min(0.1, remaining))
+            else:
+                time.sleep(min(0.1, remaining))

@@ -1,0 +1,106 @@
+"""Several transports in one dispatcher: pinned routes, prefix rules, failover."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from support_sim import running_simulator
+
+from smss.config import ConfigError, parse_text
+from smss.protocol import INVALID, Record, RecordError
+from smss.validate import Rules, check
+
+TWO = ("[transport:gsm1]\ntype = modem\ndevice = /dev/ttyUSB0\n"
+       "[transport:gsm2]\ntype = modem\ndevice = /dev/ttyUSB1\n")
+
+
+def rules(extra: str = "") -> Rules:
+    return Rules.from_config(parse_text(TWO + "[dispatcher]\nroutes = +42077 = gsm2\n" + extra))
+
+
+def test_pinned_prefix_and_unrouted_messages():
+    r = rules()
+    assert check(Record("608337726@gsm2", "x"), r).route == "gsm2"  # pinned: gsm2 only
+    assert check(Record("777123456", "x"), r).route == "~gsm2"  # prefers gsm2
+    assert check(Record("608337726", "x"), r).route is None  # any transport
+    assert check(Record("608337726@fax", "x"), r) == RecordError(
+        INVALID, "unknown route 'fax' (routes: gsm1, gsm2)")
+
+
+def test_route_to_an_unknown_transport_is_a_config_error():
+    with pytest.raises(ConfigError, match="no \\[transport:NAME\\] section"):
+        parse_text(TWO + "[dispatcher]\nroutes = +420 = gsm3\n")
+    with pytest.raises(ConfigError, match="not PREFIX = TRANSPORT"):
+        parse_text(TWO + "[dispatcher]\nroutes = +420 gsm1\n")
+
+
+def test_without_named_transports_a_pin_is_refused():
+    verdict = check(Record("608337726@gsm1", "x"), Rules())
+    assert verdict == RecordError(INVALID, "unknown route 'gsm1' (routes: none configured)")
+
+
+@pytest.fixture
+def two_modems(tmp_path, server_factory):
+    with running_simulator(pty=False) as first, running_simulator(pty=False) as second:
+        common = {"command_timeout": "3", "send_timeout": "5", "register_timeout": "2"}
+        sections = {
+            "transport:gsm1": {"type": "modem", "device": first.url,
+                               "pin_guard_file": f"{tmp_path}/pins1", **common},
+            "transport:gsm2": {"type": "modem", "device": second.url,
+                               "pin_guard_file": f"{tmp_path}/pins2", **common},
+        }
+        server = server_factory(
+            dispatcher={"routes": "+42077 = gsm2", "lockfile": f"{tmp_path}/cas.lock",
+                        "logfile": f"{tmp_path}/cas.log", "retry_delay": "0"},
+            **sections)
+        yield server, first, second
+
+
+def run_pass(server):
+    return subprocess.run([sys.executable, "-m", "check_and_send.cli", "-c", server.config_path],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, SMSS_CONFIG=server.config_path))
+
+
+def texts(sim):
+    return sorted(part["text"] for part in sim.control.sent())
+
+
+def transports_of(server):
+    from smss.store.database import connect
+
+    conn = connect(server.db_url)
+    try:
+        return dict(conn.read().query("SELECT text, transport FROM sms"))
+    finally:
+        conn.close()
+
+
+def test_each_message_goes_its_way(two_modems):
+    server, first, second = two_modems
+    replies = server.send(b"#608337726;anyone\n#777123456;prefers gsm2\n"
+                          b"#608337726@gsm2;pinned to gsm2\n#777123456@gsm1;pinned to gsm1\n")
+    assert [r.split()[0] for r in replies] == ["OK"] * 4
+    assert run_pass(server).returncode == 0
+    assert texts(first) == ["anyone", "pinned to gsm1"]  # gsm1 runs first: it takes 'anyone'
+    assert texts(second) == ["pinned to gsm2", "prefers gsm2"]
+    assert transports_of(server) == {"anyone": "gsm1", "pinned to gsm1": "gsm1",
+                                     "prefers gsm2": "gsm2", "pinned to gsm2": "gsm2"}
+
+
+def test_failover_while_a_transport_is_down(two_modems):
+    server, first, second = two_modems
+    second.control.set_fault("no_network", stat=0)
+    server.send(b"#777123456;prefers gsm2\n#608337726@gsm2;pinned to gsm2\n")
+    result = run_pass(server)
+    assert result.returncode == 1  # a transport is down: cron mails it
+    assert texts(first) == ["prefers gsm2"]  # taken over by gsm1
+    assert texts(second) == []
+    assert [row[2] for row in server.queued()] == ["pinned to gsm2"]  # waits for gsm2
+    second.control.clear_fault("no_network")
+    assert run_pass(server).returncode == 0
+    assert texts(second) == ["pinned to gsm2"]
+    assert transports_of(server) == {"prefers gsm2": "gsm1", "pinned to gsm2": "gsm2"}
