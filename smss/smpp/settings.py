@@ -124,6 +124,10 @@ class SmppSettings:
                 problems.append(f"{key} must be ASCII")
         if self.source_addr_ton == TON_ALPHANUMERIC and len(self.source_addr) > 11:
             problems.append("an alphanumeric source_addr has at most 11 characters")
+        if self.interface_version < 0x34 and self.bind == "transceiver":
+            problems.append("SMPP 3.3 has no transceiver bind: use bind = transmitter+receiver")
+        if self.interface_version < 0x34 and self.long_messages != "udh":
+            problems.append("SMPP 3.3 has no TLVs: use long_messages = udh")
         if self.response_timeout <= 0:
             problems.append("response_timeout must be more than 0")
         if problems:
