@@ -303,6 +303,16 @@ def test_configured_receipt_id_format(smsc, tmp_path):
     assert report.reference == sent.references[0]
 
 
+def test_a_learned_receipt_id_format_is_remembered_for_later_processes(smsc, tmp_path):
+    smsc.set(receipts="after", idFormat="hex", receiptTextId="dec", receiptTlv=False)
+    sent_and_report(smsc, tmp_path)  # this one teaches it
+    with opened(smsc, tmp_path, bind="transmitter") as transport:
+        later = transport.send(PHONE, "receipt for another process")
+    with opened(smsc, tmp_path) as transport:  # knows no id from submit_sm_resp
+        [report] = fetch_until(transport, 1, "reports")
+    assert report.reference == later.references[0]
+
+
 def test_failed_receipt(smsc, tmp_path):
     smsc.set(receipts="after", receiptStat="UNDELIV")
     _, report = sent_and_report(smsc, tmp_path)

@@ -127,3 +127,16 @@ def test_spool_compacts_when_removals_dominate(tmp_path):
     with open(path, encoding="utf-8") as handle:
         lines = handle.readlines()
     assert len(lines) < 120 and [e.handle for e in spool.entries()] == [keep[0].handle]
+
+
+def test_spool_meta_survives_reopen_and_compaction(tmp_path):
+    path = str(tmp_path / "inbox")
+    spool = Spool(path)
+    spool.open()
+    spool.set_meta("receipt_id_format", "decimal")
+    [entry] = spool.add([(b"x", "t")])
+    spool.remove([entry.handle])  # empties the spool: the file is rewritten
+    spool.close()
+    again = Spool(path)
+    again.open()
+    assert again.get_meta("receipt_id_format") == "decimal" and len(again) == 0

@@ -4,9 +4,10 @@ SMSC gets its response, and removed once the dispatcher committed what it carrie
 The SMSC forgets a message the moment it has our deliver_sm_resp, so this file is what
 the SIM is for a modem: the copy that survives until ``rcv`` (or ``sms_part``, for a
 receipt) holds it.  A dispatcher that dies in between finds the entries again on its
-next start.  Append-only JSON lines (``add`` with the raw PDU, ``del`` with handles),
-compacted when nothing is left or removals dominate; written from the link's I/O thread
-and the dispatcher's thread, so every method takes the lock.
+next start.  Append-only JSON lines (``add`` with the raw PDU, ``del`` with handles,
+``meta`` for a fact learned about the SMSC), compacted when nothing is left or removals
+dominate; written from the link's I/O thread and the dispatcher's thread, so every
+method takes the lock.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Spool:
         self.path = path
         self._lock = threading.Lock()
         self._entries: Dict[str, Entry] = {}
+        self._meta: Dict[str, str] = {}  # small facts learned about the SMSC
         self._lines = 0
         self._file = None
 
@@ -52,6 +54,7 @@ class Spool:
             if folder:
                 os.makedirs(folder, exist_ok=True)
             self._entries = {}
+            self._meta = {}
             self._lines = 0
             if os.path.exists(self.path):
                 with open(self.path, encoding="utf-8") as handle:
@@ -71,6 +74,8 @@ class Spool:
             elif record["op"] == "del":
                 for handle in record["h"]:
                     self._entries.pop(handle, None)
+            elif record["op"] == "meta":
+                self._meta[str(record["key"])] = str(record["value"])
         except (ValueError, KeyError, TypeError) as exc:
             # a line torn by a crash mid-write: only the last one can be, and it was never
             # acknowledged to the SMSC (the fsync had not returned), so it will come again
@@ -82,12 +87,18 @@ class Spool:
                            "at": entry.received_at.strftime(TIME_FORMAT),
                            "pdu": entry.frame.hex(), "link": entry.link}) + "\n"
 
+    @staticmethod
+    def _meta_line(key: str, value: str) -> str:
+        return json.dumps({"op": "meta", "key": key, "value": value}) + "\n"
+
     def _rewrite(self) -> None:
         """Write the live entries to a new file and put it in place (atomically)."""
         if self._file is not None:
             self._file.close()
         temporary = self.path + ".new"
         with open(temporary, "w", encoding="utf-8") as handle:
+            for key, value in self._meta.items():
+                handle.write(self._meta_line(key, value))
             for entry in self._entries.values():
                 handle.write(self._add_line(entry))
             handle.flush()
@@ -130,6 +141,21 @@ class Spool:
                 self._rewrite()
                 return
             self._file.write(json.dumps({"op": "del", "h": gone}) + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._lines += 1
+
+    def get_meta(self, key: str) -> Optional[str]:
+        with self._lock:
+            return self._meta.get(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Remember a fact across processes (e.g. the SMSC's receipt id format)."""
+        with self._lock:
+            if self._meta.get(key) == value or self._file is None:
+                return
+            self._meta[key] = value
+            self._file.write(self._meta_line(key, value))
             self._file.flush()
             os.fsync(self._file.fileno())
             self._lines += 1

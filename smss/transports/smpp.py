@@ -173,6 +173,8 @@ class SmppTransport(Transport):
             raise SendFailed(OPERATOR, f"cannot use the SMPP inbox {self.settings.spool}: "
                              f"{exc}") from None
         self._open = True
+        with self._lock:
+            self._learned_format = self._spool.get_meta("receipt_id_format")
         try:
             for role in self._roles:
                 self._connect(role)
@@ -291,28 +293,36 @@ class SmppTransport(Transport):
             raise SendFailed(DOWN, f"cannot update the SMPP inbox: {exc}") from None
 
     def _reference_for(self, receipt: receipts.Receipt) -> str:
-        """The receipt's message id in the form submit_sm_resp ids are stored in."""
+        """The receipt's message id in the form submit_sm_resp ids are stored in.  The
+        receipted_message_id TLV is taken as sent; ``receipt_id_format`` converts the id
+        of the text, and ``auto`` learns the conversion when only it matches an id this
+        process was given (and keeps it in the spool for later processes)."""
         raw = receipt.message_id
-        wanted = self.settings.receipt_id_format
-        if wanted in ("decimal", "hex") and not receipt.from_tlv:
-            return receipts.convert(raw, wanted) or receipts.normalise(raw)
         plain = receipts.normalise(raw)
+        wanted = self.settings.receipt_id_format
+        if wanted in ("decimal", "hex"):
+            return plain if receipt.from_tlv else receipts.convert(raw, wanted) or plain
         if wanted != "auto":
             return plain
         with self._lock:
             if plain in self._known_ids:
                 return plain
-            if self._learned_format is not None:
-                return receipts.convert(raw, self._learned_format) or plain
+            learned = self._learned_format
             for written_in in ("decimal", "hex"):
                 other = receipts.convert(raw, written_in)
                 if other is not None and other in self._known_ids:
-                    self._learned_format = written_in
-                    log.warning("%s: receipts name messages by the %s form of the id "
-                                "submit_sm_resp gave; set [smpp] receipt_id_format = %s",
-                                self.name, written_in, written_in)
-                    return other
-        return plain
+                    break
+            else:
+                if learned is not None and not receipt.from_tlv:
+                    return receipts.convert(raw, learned) or plain
+                return plain
+            self._learned_format = written_in
+        if learned != written_in:
+            log.warning("%s: receipts name messages by the %s form of the id submit_sm_resp "
+                        "gave; remembered in %s (or set [smpp] receipt_id_format = %s)",
+                        self.name, written_in, self.settings.spool, written_in)
+            self._spool.set_meta("receipt_id_format", written_in)
+        return other
 
     def _remember(self, message_id: str) -> None:
         with self._lock:
