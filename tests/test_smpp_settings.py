@@ -29,6 +29,8 @@ def test_url_gives_account_and_address_and_keys_override_it():
     assert (found.host, found.port, found.system_id, found.password, found.spool) == (
         "h", 2776, "goip02", "b", "/tmp/x")
     assert found.transport_name == "goip channel 2"
+    named = settings("[smpp]\nhost = h\nname = operator/1\n")
+    assert named.spool == "/var/lib/smss/check_and_send.operator_1.smpp-inbox"
 
 
 def test_defaults():

@@ -68,6 +68,15 @@ def destination(phone: str, ton: Optional[int], npi: Optional[int]) -> Tuple[int
     return (auto[0] if ton is None else ton, auto[1] if npi is None else npi, digits)
 
 
+def default_spool(lockfile: str, name: str = "") -> str:
+    """/var/lib/smss/LOCKNAME.smpp-inbox, or LOCKNAME.NAME.smpp-inbox for a named transport
+    (several SMPP transports of one dispatcher must not share a spool)."""
+    base = os.path.basename(lockfile)
+    if name:
+        base += "." + (re.sub(r"[^A-Za-z0-9_.@+-]", "_", name).strip(".") or "smpp")
+    return os.path.join("/var/lib/smss", base + ".smpp-inbox")
+
+
 @dataclass(frozen=True)
 class SmppSettings:
     host: str
@@ -158,8 +167,7 @@ class SmppSettings:
             get("smpp", "source_addr"), _octet(get("smpp", "source_addr_ton"), "source_addr_ton"),
             _octet(get("smpp", "source_addr_npi"), "source_addr_npi"))
         name = get("smpp", "name")
-        spool = get("smpp", "spool") or os.path.join(
-            "/var/lib/smss", os.path.basename(get("dispatcher", "lockfile")) + ".smpp-inbox")
+        spool = get("smpp", "spool") or default_spool(get("dispatcher", "lockfile"), name)
         return cls(
             host=host, port=port, system_id=system_id, password=password,
             system_type=get("smpp", "system_type"),
