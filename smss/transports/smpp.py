@@ -636,6 +636,8 @@ class SmppTransport(Transport):
 
     @staticmethod
     def _maybe_sent(message: _Message, kind: str, reason: str) -> SendFailed:
+        if message.failure is not None and message.failure.kind == PERMANENT:
+            return message.failure  # refused for good before the link went: no retry
         accepted = [i for i in message.ids if i]
         return SendFailed(kind, f"{reason}; the message may have been sent", maybe_sent=True,
                           sent_references=accepted)
