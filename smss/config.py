@@ -285,6 +285,73 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ("web", "max_login_failures"): Key(
         _positive_int, "10", "failed logins from one address in 15 minutes before it must wait"
     ),
+    # --- a GoIP GSM gateway: HTTP API to send and for USSD, its SMPP server to receive
+    ("goip", "url"): Key(_str, "", "web address of the GoIP: http://192.168.1.190"),
+    ("goip", "user"): Key(_str, "admin", "its web login (u= of the HTTP API)"),
+    ("goip", "password"): Key(_str, "admin", "its password (p=)"),
+    ("goip", "lines"): Key(_list, "1", "lines (SIMs) to send through: 1, or 1, 2, 3, 4"),
+    ("goip", "send_method"): Key(
+        _choice("get", "post"), "get",
+        "get: send.html (the GoIP names each message); post: the sms_info.html form with "
+        "our own smskey"
+    ),
+    ("goip", "http_timeout"): Key(_float, "10", "seconds to wait for the GoIP's web server"),
+    ("goip", "send_timeout"): Key(
+        _float, "120", "seconds a message may take to reach DONE or ERRORDONE"
+    ),
+    ("goip", "busy_timeout"): Key(
+        _float, "120", "seconds to wait for a line still busy with an earlier job"
+    ),
+    ("goip", "poll_interval"): Key(_float, "1", "seconds between two reads of send_status.xml"),
+    ("goip", "smpp_port"): Key(
+        _int, "0", "port of the GoIP's SMPP server, to receive; 0: do not receive"
+    ),
+    ("goip", "smpp_system_id"): Key(
+        _str, "", "the GoIP's SMPP id; the line is appended for each bind (goip01, goip02 ...)"
+    ),
+    ("goip", "smpp_password"): Key(_str, "", "its SMPP password"),
+    ("goip", "spool"): Key(
+        _str, "", "file keeping received SMS until stored (.L1, .L2 ... appended); empty: "
+        "/var/lib/smss/LOCKNAME.NAME.goip-inbox"
+    ),
+    ("goip", "name"): Key(_str, "", "name recorded as the transport; empty: goip:HOST/L1"),
+    # --- a Yeastar TG GSM gateway: WebCGI or AMI to send, AMI events to receive
+    ("yeastar", "url"): Key(_str, "", "web address of the TG, for WebCGI: http://192.168.5.150"),
+    ("yeastar", "ami"): Key(
+        _str, "", "AMI address host[:port] (5038); empty: WebCGI only, nothing received"
+    ),
+    ("yeastar", "account"): Key(_str, "", "API account (API Settings, also called AMI Settings)"),
+    ("yeastar", "password"): Key(
+        _str, "", "its password (the TG refuses its default password: change it)"
+    ),
+    ("yeastar", "ports"): Key(
+        _list, "1", "GSM ports of this transport as the web interface numbers them "
+        "(AMI span = port + 1)"
+    ),
+    ("yeastar", "send_via"): Key(
+        _choice("auto", "webcgi", "ami"), "auto",
+        "webcgi, or ami (with delivery status), for SMS and USSD; auto: ami when `ami` is set"
+    ),
+    ("yeastar", "http_timeout"): Key(_float, "10", "seconds to wait for WebCGI"),
+    ("yeastar", "response_timeout"): Key(
+        _float, "30", "seconds to wait for an AMI answer (a USSD request waits longer)"
+    ),
+    ("yeastar", "keepalive"): Key(_float, "60", "seconds of AMI silence before a Ping; 0: never"),
+    ("yeastar", "reconnect_delay"): Key(
+        _float, "1", "first pause before connecting again after AMI dropped"
+    ),
+    ("yeastar", "reconnect_max_delay"): Key(_float, "60", "longest pause between AMI attempts"),
+    ("yeastar", "timezone"): Key(
+        _str, "", "time zone of the TG's clock (Recvtime), e.g. Europe/Prague; empty: this "
+        "machine's"
+    ),
+    ("yeastar", "spool"): Key(
+        _str, "", "file keeping received SMS events until stored; empty: "
+        "/var/lib/smss/LOCKNAME.NAME.yeastar-inbox"
+    ),
+    ("yeastar", "name"): Key(
+        _str, "", "name recorded as the transport; empty: yeastar:HOST/GSM1"
+    ),
 }
 
 

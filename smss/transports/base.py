@@ -124,6 +124,11 @@ class Transport(abc.ABC):
     def state(self) -> TransportState:
         return TransportState()
 
+    def ussd(self, code: str, timeout: float) -> str:
+        """Run a USSD code ("*100#") and return the network's answer as text; raises
+        SendFailed.  Transports that cannot do USSD keep this default."""
+        raise SendFailed(PERMANENT, "USSD is not supported by this transport")
+
     def wait(self, timeout: float, wake: Optional[threading.Event] = None) -> bool:
         """Block up to ``timeout`` seconds, or until ``wake`` is set; True when something
         arrived on the transport (for --loop)."""

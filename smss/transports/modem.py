@@ -186,6 +186,15 @@ class ModemTransport(Transport):
             except ModemError as exc:
                 raise failure(exc) from exc
 
+    def ussd(self, code: str, timeout: float) -> str:
+        """AT+CUSD through the open session; the answer decoded (GSM-7, UCS2 or text)."""
+        try:
+            return self._session().ussd(code, timeout)
+        except ValueError as exc:
+            raise SendFailed(PERMANENT, str(exc)) from None
+        except ModemError as exc:
+            raise failure(exc) from exc
+
     def state(self) -> TransportState:
         if self.session is None:
             return TransportState()
