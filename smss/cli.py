@@ -1,4 +1,4 @@
-"""The ``smss`` command: run, start, stop, restart, status, migrate, web, user, token.
+"""The ``smss`` command: run, start, stop, restart, status, migrate, web, user, token, ussd.
 
 ``run`` stays in the foreground and logs to stderr (for systemd); ``start``
 checks the configuration, the database and the port on the terminal, then
@@ -33,15 +33,20 @@ def main(argv: Optional[List[str]] = None) -> int:
                         "or /etc/smss/smss.conf)")
     parser.add_argument("--version", action="version", version=f"smss {__version__}")
     parser.add_argument("command", choices=["run", "start", "stop", "restart", "status",
-                                            "migrate", "demo", "web", "user", "token"])
+                                            "migrate", "demo", "web", "user", "token", "ussd"])
     parser.add_argument("args", nargs="*", metavar="ARG",
-                        help="user: add|passwd|delete NAME, list; token: add|delete NAME, list")
+                        help="user: add|passwd|delete NAME, list; token: add|delete NAME, list;"
+                        " ussd: CODE")
+    parser.add_argument("--via", metavar="NAME",
+                        help="ussd: the transport to ask through (default: the first one)")
+    parser.add_argument("--timeout", type=float, default=60.0,
+                        help="ussd: seconds to wait for the answer (default 60)")
     parser.add_argument("--dir", default="smss-demo",
                         help="demo: folder for its configuration, queue and logs")
     parser.add_argument("--port", type=int, default=2021, help="demo: TCP port of the server")
     parser.add_argument("--control-port", type=int, default=2022,
                         help="demo: control channel of the modem simulator")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # `ussd --via NAME CODE` and `ussd CODE --via`
     if args.command == "demo":
         from smss import demo
 
@@ -58,6 +63,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from smss.web import accounts
 
         return accounts.main(args.command, args.args, config)
+    if args.command == "ussd":
+        if len(args.args) != 1:
+            parser.error("ussd takes one CODE, e.g. smss ussd '*100#'")
+        return cmd_ussd(config, args.args[0], args.via, args.timeout)
     if args.args:
         parser.error(f"{args.command} takes no further arguments")
     command = {
@@ -240,6 +249,20 @@ def cmd_web(config: Config) -> int:
         log.error("cannot start: %s", exc)
         return 1
     web.run_alone(config, sockets, handler)
+    return 0
+
+
+def cmd_ussd(config: Config, code: str, via: Optional[str], timeout: float) -> int:
+    """Print the network's answer to a USSD code; 0 when there was one, 1 otherwise."""
+    from smss import ussd
+    from smss.transports.base import SendFailed
+
+    logs.setup("", "WARNING")
+    try:
+        print(ussd.run(config, code, via=via, timeout=timeout))
+    except SendFailed as exc:
+        print(f"smss ussd: {exc.reason}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -17,7 +17,7 @@ import re
 from typing import Optional
 
 from smss.modem import ussd as codec
-from smss.transports.base import PERMANENT, SendFailed
+from smss.transports.base import PERMANENT, SendFailed, Transport
 
 USSD_CODE = re.compile(r"^[0-9*#+]{1,64}$")
 _HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
@@ -69,6 +69,8 @@ def run(config, code: str, via: Optional[str] = None, timeout: float = 60.0) -> 
 
     value = check_code(code)
     transport = transports.from_config(config, via, receive=False)
+    if type(transport).ussd is Transport.ussd:
+        transport.ussd(value, timeout)  # says it cannot, without opening a link for nothing
     transport.open()
     try:
         return transport.ussd(value, timeout)
