@@ -110,6 +110,26 @@ def test_wrong_password_exits_3_and_keeps_the_queue(tmp_path, smsc):
     assert "ESME_RINVPASWD" in s.log()
 
 
+def test_a_drop_mid_batch_keeps_every_message(tmp_path, smsc):
+    smsc.set(respDelayMs=5000)
+    s = smpp_site(tmp_path, smsc, window="2")
+    ids = [s.enqueue(PHONE, f"batch {n}") for n in range(5)]
+    pass_ = s.start()
+    smsc.wait_event("submit_sm", count=2)
+    smsc.command("drop")
+    assert pass_.wait(60) == 1  # the transport went down: cron mails it
+    rows = s.rows("msg", "id, attempts, last_error")
+    assert [row[0] for row in rows] == ids and s.rows("sms") == []
+    in_flight = [row for row in rows if row[1] == 1]
+    assert len(in_flight) == 2 and all("may have been sent" in row[2] for row in in_flight)
+    assert [row[1] for row in rows if row not in in_flight] == [0, 0, 0]
+    smsc.set(respDelayMs=0)
+    run(s)
+    assert [row[0] for row in s.rows("sms", "id")] == ids and s.rows("msg") == []
+    texts = [e["text"] for e in smsc.wait_events("submit_sm", 7)]
+    assert sorted(texts) == sorted([f"batch {n}" for n in range(5)] + texts[:2])
+
+
 def test_loop_keeps_one_bind_wakes_on_incoming_and_survives_a_drop(tmp_path, smsc):
     smsc.set(receipts="after")
     s = smpp_site(tmp_path, smsc)
