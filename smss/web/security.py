@@ -196,8 +196,10 @@ class Hardening:
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit() or int(length) > self.max_body:
-                await _too_large(send_with_headers, self.max_body)
-                await _drain(receive, DRAIN_LIMIT)  # so the client reads the 413, not a reset
+                # Read the body first (up to a point), so the client gets to read the
+                # 413 instead of a connection reset for the data it is still sending.
+                drained = await _drain(receive, DRAIN_LIMIT)
+                await _too_large(send_with_headers, self.max_body, close=not drained)
                 return
             await self.app(scope, receive, send_with_headers)  # the server enforces the length
             return
@@ -212,7 +214,9 @@ class Hardening:
                 return  # the client went away
             body += message.get("body", b"")
             if len(body) > self.max_body:
-                await _too_large(send_with_headers, self.max_body)
+                drained = not message.get("more_body", False) or await _drain(receive,
+                                                                              DRAIN_LIMIT)
+                await _too_large(send_with_headers, self.max_body, close=not drained)
                 return
             if not message.get("more_body", False):
                 break
@@ -228,19 +232,24 @@ class Hardening:
         await self.app(scope, replay, send_with_headers)
 
 
-async def _drain(receive: Receive, limit: int) -> None:
+async def _drain(receive: Receive, limit: int) -> bool:
+    """Read and drop the request body; True when it ended within ``limit`` bytes."""
     drained = 0
     while drained <= limit:
         message = await receive()
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return
+        if message["type"] != "http.request":
+            return False
+        if not message.get("more_body", False):
+            return True
         drained += len(message.get("body", b""))
+    return False
 
 
-async def _too_large(send: Send, limit: int) -> None:
+async def _too_large(send: Send, limit: int, close: bool) -> None:
     body = json.dumps({"error": f"request body larger than {limit} bytes"}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
