@@ -13,7 +13,7 @@ from conftest import ServerProcess
 from support_dispatch import site
 from support_web import PASSWORD, add_user, base_url, chromium, web_settings
 
-from smss.gsm.alphabet import plan_parts
+from smss.gsm.alphabet import plan_parts, transliterate
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
@@ -151,3 +151,20 @@ def test_the_readme_screenshots_can_be_made(tmp_path):
     for path in written:
         width, height = _png_size(path)
         assert width == (390 if "/phone-" in path else 1280) and height >= 600
+
+
+def test_the_counter_follows_transliteration(server_factory, tmp_path):
+    server = server_factory(web=web_settings(tmp_path), messages={"transliterate": "yes"})
+    add_user(server.config_path, "alice")
+    url = base_url(server)
+    with chromium() as browser:
+        page = browser.new_context(viewport=DESKTOP).new_page()
+        log_in(page, url, "/send")
+        page.fill("#numbers", "608337726")
+        text = "Příliš žluťoučký kůň úpěl ďábelské ódy. " * 5  # 200 characters
+        page.fill("#text", text)
+        page.wait_for_selector("#counter[data-encoding=gsm7]")  # once the table has loaded
+        assert plan_parts(text).count == 3 and plan_parts(transliterate(text)).count == 2
+        assert page.get_attribute("#counter", "data-parts") == "2"
+        page.fill("#text", "Привет")
+        assert page.get_attribute("#counter", "data-encoding") == "ucs2"

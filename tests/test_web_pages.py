@@ -170,3 +170,27 @@ def test_filters_that_make_no_sense_are_explained(web):
     assert client.get("/message/424242").status_code == 404
     assert client.get("/message/1").status_code == 200
     assert "secret received text" in client.get("/received/1").text
+
+
+def test_the_pager_links_walk_the_filtered_list(server_factory, tmp_path):
+    server = server_factory(web=web_settings(tmp_path, page_size="2"))
+    add_user(server.config_path, "alice")
+    conn = connect(server.db_url)
+    try:
+        with conn.transaction():
+            msg_table.insert(conn, [msg_table.NewMessage(
+                "+420608337726" if i % 2 else "+420777123456", f"item {i}") for i in range(7)])
+    finally:
+        conn.close()
+    client = login(base_url(server), "alice")
+    seen, href = [], "/queue?number=608337726"
+    while href:
+        page = client.get(href.replace("&amp;", "&"))
+        seen += re.findall(r"item (\d)", page.text)
+        older = re.search(r'href="([^"]+)" rel="next"', page.text)
+        href = "/queue" + older.group(1) if older else None
+    assert seen == ["5", "3", "1"]
+    newer = re.search(r'href="([^"]+)" rel="prev"', page.text)
+    assert "number=608337726" in newer.group(1)
+    back = client.get("/queue" + newer.group(1).replace("&amp;", "&"))
+    assert re.findall(r"item (\d)", back.text) == ["5", "3"]
