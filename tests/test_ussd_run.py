@@ -14,8 +14,9 @@ from support_goip import running_goip
 from support_sim import running_simulator
 from support_yeastar import running_yeastar
 
-from smss.config import load
-from smss.transports.base import OPERATOR, PERMANENT, SendFailed
+from smss.config import load, parse_text
+from smss.transports import from_config
+from smss.transports.base import DOWN, OPERATOR, PERMANENT, SendFailed
 from smss.ussd import run
 
 MODEM_ANSWER = "Váš kredit je 123,45 Kč. Platnost do 31.12.2030."
@@ -96,3 +97,18 @@ def test_the_command_failing(site):
     assert done.stderr == "smss ussd: USSD is not supported by this transport\n"
     done = smss(path, "ussd")
     assert done.returncode == 2 and "ussd takes one CODE" in done.stderr
+
+
+def test_a_modem_in_use_is_not_disturbed(tmp_path):
+    with running_simulator(tcp=False) as sim:
+        config = parse_text(f"[modem]\ndevice = {sim.pty_path}\ncommand_timeout = 3\n"
+                            f"register_timeout = 3\npin_guard_file = {tmp_path}/pins\n")
+        holder = from_config(config)  # as check_and_send --loop holds it
+        holder.open()
+        try:
+            with pytest.raises(SendFailed) as caught:
+                run(config, "*100#", timeout=5)
+            assert caught.value.kind == DOWN and "exclusively lock" in caught.value.reason
+        finally:
+            holder.close()
+        assert run(config, "*100#", timeout=5).startswith("Vas kredit je 123,45 Kc.")

@@ -67,6 +67,7 @@ class AmiClient:
         self._alive = False
         self._last_heard = time.monotonic()
         self._ping: Optional[Tuple[str, float]] = None  # (action id, sent at)
+        self._closing = False
 
     @property
     def alive(self) -> bool:
@@ -83,6 +84,7 @@ class AmiClient:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(self.timeout)
         self._sock = sock
+        self._closing = False
         self._alive = True
         self.down_reason = None
         self._last_heard = time.monotonic()
@@ -103,6 +105,7 @@ class AmiClient:
             raise AmiRefused(f"AMI login as {self.username!r} refused: {message}")
 
     def close(self) -> None:
+        self._closing = True  # the gateway closing after Logoff is no news
         if self._alive:
             try:
                 self.action([("Action", "Logoff")], timeout=min(self.timeout, 2.0))
@@ -132,7 +135,7 @@ class AmiClient:
                 pass
             sock.close()
         self._banner_seen.set()
-        if was_alive and reason != "closed":
+        if was_alive and reason != "closed" and not self._closing:
             log.warning("%s: AMI link down: %s", self.name, reason)
             self.on_down(reason)
 

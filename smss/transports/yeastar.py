@@ -505,7 +505,8 @@ class YeastarTransport(Transport):
         client = self._client
         if client is not None and client.alive:
             return TransportState(registration="AMI connected", operator=client.banner)
-        return TransportState(registration=f"AMI down ({self._down_reason})"[:64])
+        reason = (client.down_reason if client is not None else None) or self._down_reason
+        return TransportState(registration=f"AMI down ({reason})"[:64])
 
 
 def _packet(frame: bytes) -> Tuple[Optional[Packet], Optional[str]]:
