@@ -102,20 +102,29 @@ def test_empty_input():
 def test_any_order_any_reads_with_duplicates(text, ref, rnd, reads):
     pieces = parts(text, ref=ref)
     handed = list(enumerate(pieces))
-    if len(pieces) > 1:  # (a single-part SMS stored twice is two messages)
-        handed += [rnd.choice(handed) for _ in range(rnd.randint(0, 2))]  # duplicates
     rnd.shuffle(handed)
+    batches = [handed[i * len(handed) // reads:(i + 1) * len(handed) // reads]
+               for i in range(reads)]
+    complete = next(  # the read in which the last part arrives
+        read for read in range(reads)
+        if len({h for batch in batches[:read + 1] for h, _ in batch}) == len(pieces))
+    if len(pieces) > 1:  # (a single-part SMS stored twice is two messages)
+        # a part stored twice, up to the read that completes the message (a copy stored
+        # after the message was complete and deleted is a new part that waits)
+        for _ in range(rnd.randint(0, 2)):
+            read = rnd.randint(0, complete)
+            pool = [item for batch in batches[:read + 1] for item in batch]
+            batches[read].append(rnd.choice(pool))
     held: list = []
     done_all: list = []
-    for i in range(reads):
-        batch = handed[i * len(handed) // reads:(i + 1) * len(handed) // reads]
+    for batch in batches:
         done, held = reassemble(held + batch)
         done_all += done
     assert held == []
     assert len(done_all) == 1
     [msg] = done_all
     assert msg.text == text and msg.parts == len(pieces) and msg.sender == SENDER
-    assert sorted(msg.handles) == sorted(h for h, _ in handed)
+    assert sorted(msg.handles) == sorted(h for batch in batches for h, _ in batch)
     assert [h for h in msg.handles] == sorted(msg.handles)  # part order = our numbering
 
 

@@ -104,3 +104,28 @@ def test_failover_while_a_transport_is_down(two_modems):
     assert run_pass(server).returncode == 0
     assert texts(second) == ["pinned to gsm2"]
     assert transports_of(server) == {"prefers gsm2": "gsm1", "pinned to gsm2": "gsm2"}
+
+
+def test_the_http_api_routes_like_the_tcp_door(server_factory, tmp_path):
+    from support_web import add_token, api, base_url, web_settings
+
+    server = server_factory(
+        web=web_settings(tmp_path),
+        dispatcher={"routes": "+42077 = gsm2"},
+        **{"transport:gsm1": {"type": "modem", "device": "/dev/null"},
+           "transport:gsm2": {"type": "modem", "device": "/dev/null"}})
+    token = add_token(server.config_path, "routes")
+    with api(base_url(server), token) as client:
+        answer = client.post("/api/v1/messages", json={"messages": [
+            {"phone": "608337726@gsm2", "text": "pinned"},
+            {"phone": "777123456", "text": "by prefix"},
+            {"phone": "608337726@fax", "text": "unknown"}]})
+    assert answer.status_code == 422
+    from smss.store.database import connect
+
+    conn = connect(server.db_url)
+    try:
+        assert dict(conn.read().query("SELECT text, route FROM msg")) == {
+            "pinned": "gsm2", "by prefix": "~gsm2"}
+    finally:
+        conn.close()

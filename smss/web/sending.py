@@ -65,7 +65,8 @@ class Sender:
                 pending.append(Result(code=verdict.code, error=verdict.reason, phone=phone))
                 continue
             pending.append(self.committer.submit(
-                NewMessage(verdict.phone, verdict.text, verdict.parts, client)))
+                NewMessage(verdict.phone, verdict.text, verdict.parts, client,
+                           verdict.route)))
         results: List[Result] = []
         for (phone, _), item in zip(messages, pending):
             if isinstance(item, Result):
