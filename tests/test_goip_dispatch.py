@@ -44,8 +44,13 @@ def test_sending_and_receiving_through_a_goip(tmp_path, smsc):
 
             smsc.deliver([mo(ucs2("Odpověď na L2: díky"), recipient="goip02")],
                          system_id="goip02")
-            done = s.run()
-            assert done.returncode == 0, s.log()
+            # cron's passes: the SMSC hands the message over once the pass has bound; if
+            # that is after the pass read its inbox, the spool keeps it for the next one
+            for _ in range(20):
+                done = s.run()
+                assert done.returncode == 0, s.log()
+                if s.rows("rcv"):
+                    break
             assert s.rows("rcv", "phone, text, transport") == [
                 ("+420608337726", "Odpověď na L2: díky", "goip:127.0.0.1/L1+L2")]
             assert "came in on L2" in s.log()

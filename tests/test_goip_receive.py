@@ -62,12 +62,15 @@ def opened(goip, smsc, tmp_path, **keys) -> Iterator[GoipTransport]:
 
 
 def fetch_until(transport, count: int):
-    found = []
+    """The messages ``fetch`` hands out (each once: undeleted ones come again) once there
+    are ``count`` (15 s at most, a safety net)."""
+    found = {}
     deadline = time.monotonic() + 15
     while len(found) < count and time.monotonic() < deadline:
-        found.extend(transport.fetch().messages)
+        for message in transport.fetch().messages:
+            found.setdefault(message.handles, message)
         time.sleep(0.01)
-    return found
+    return list(found.values())
 
 
 def test_one_bind_per_line_and_which_sim_got_what(goip, smsc, tmp_path):

@@ -60,14 +60,17 @@ def until(condition, timeout: float = 10.0):
 
 
 def fetch_until(transport, count: int, kind: str = "messages"):
-    found = []
+    """What ``fetch`` hands out (each item once: undeleted items come again) once there
+    are ``count``."""
+    found = {}
 
     def more():
-        found.extend(getattr(transport.fetch(), kind))
+        for item in getattr(transport.fetch(), kind):
+            found.setdefault(item.handles, item)
         return len(found) >= count
 
     until(more)
-    return found
+    return list(found.values())
 
 
 @pytest.fixture
