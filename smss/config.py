@@ -257,7 +257,7 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ),
     ("smpp", "spool"): Key(
         _str, "", "file keeping received PDUs until stored; empty: "
-        "/var/lib/smss/LOCKNAME.smpp-inbox"
+        "/var/lib/smss/LOCKNAME[.NAME].smpp-inbox"
     ),
     ("smpp", "name"): Key(
         _str, "", "name recorded as the transport; empty: smpp:SYSTEM_ID@HOST:PORT"
