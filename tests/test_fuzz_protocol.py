@@ -10,16 +10,13 @@ how the bytes were split; and the parser's buffers never hold more than
 
 from __future__ import annotations
 
-import re
 from typing import List, Sequence
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from support_fuzz import fuzz_settings, no_hang
 
 from smss.protocol import BAD_SYNTAX, TOO_LONG, Record, RecordError, RecordParser
-
 
 
 def documented_errors(max_record_bytes: int) -> set:

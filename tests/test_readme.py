@@ -7,6 +7,7 @@ import os
 import re
 
 from conftest import REPO
+
 from smss.config import KEYS
 
 README = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
