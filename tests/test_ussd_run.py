@@ -49,7 +49,8 @@ def site(tmp_path_factory):
 
 @pytest.mark.parametrize("via, answer", [("gsm", MODEM_ANSWER), ("goip1", GOIP_ANSWER),
                                          ("tg", TG_ANSWER), ("tg-web", TG_ANSWER),
-                                         (None, MODEM_ANSWER)])
+                                         (None, MODEM_ANSWER), ("yeastar", TG_ANSWER),
+                                         ("goip", GOIP_ANSWER)])
 def test_run_through_each_transport(site, via, answer):
     path, sim, goip, tg = site
     assert run(load(str(path)), "*100#", via=via, timeout=10) == answer

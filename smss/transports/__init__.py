@@ -16,13 +16,18 @@ KINDS = ("modem", "smpp", "goip", "yeastar")
 
 
 def from_config(config, name: Optional[str] = None, *, receive: bool = True) -> Transport:
-    """The transport ``name`` (default: the first configured).  ``receive=False`` opens it
-    for sending and USSD only (gateways then take no incoming SMS off the device)."""
+    """The transport ``name`` (default: the first configured; a type such as ``goip``: the
+    first of that type).  ``receive=False`` opens it for sending and USSD only (gateways
+    then take no incoming SMS off the device)."""
     names = config.transport_names()
     chosen = (name or names[0]).strip()
-    if chosen not in names and chosen.lower() not in KINDS:
-        raise SendFailed(OPERATOR, f"no transport {chosen!r}: configured are "
-                         f"{', '.join(names)}")
+    if chosen not in names:
+        of_kind = [n for n in names if config.transport_type(n).strip().lower() == chosen.lower()]
+        if of_kind:
+            chosen = of_kind[0]  # a type named: the first transport of that type
+        elif chosen.lower() not in KINDS:
+            raise SendFailed(OPERATOR, f"no transport {chosen!r}: configured are "
+                             f"{', '.join(names)}")
     kind = config.transport_type(chosen).strip().lower()
     settings = config.for_transport(chosen)
     if kind == "modem":
