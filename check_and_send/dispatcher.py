@@ -81,10 +81,18 @@ class Settings:
             retry_max_delay=get("dispatcher", "retry_max_delay"),
             expire_after=get("dispatcher", "expire_after"),
             claim_timeout=get("dispatcher", "claim_timeout"),
-            rate_limit=get("modem", "rate_limit"),
+            rate_limit=_rate_limit(config),
             journal=get("dispatcher", "lockfile") + ".journal",
             ledger=get("dispatcher", "lockfile") + (f".{lane}" if lane else "") + ".deleting",
         )
+
+
+def _rate_limit(config) -> int:
+    """The rate limit of the transport this configuration describes (its type's section)."""
+    from smss.config import KEYS
+
+    kind = config.get("dispatcher", "transport").strip().lower()
+    return config.get(kind, "rate_limit") if (kind, "rate_limit") in KEYS else 0
 
 
 @dataclass
@@ -223,7 +231,8 @@ class Dispatcher:
             queue.release(self.conn, list(by_id))
             for message_id in by_id:
                 self._claimed.remove(message_id)
-        return keep_going and not self.stopping() and len(batch) >= self.settings.batch_size
+        return keep_going and not self.stopping() and len(batch) >= min(
+            self.settings.batch_size, self.transport.window)
 
     def _send_one(self, message: queue.Claimed, report: PassReport) -> bool:
         attempts = message.attempts + 1
@@ -327,6 +336,8 @@ class Dispatcher:
         waiting dispatcher does not sit on messages another one could send."""
         limit = self.settings.rate_limit
         if limit <= 0:
+            if self.transport.window > 1:  # no more "sending" than can be in flight
+                return min(self.settings.batch_size, self.transport.window)
             return self.settings.batch_size
         if not queue.due_count(self.conn):
             return 0  # nothing to wait for

@@ -197,7 +197,9 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ),
     ("modem", "name"): Key(_str, "", "name recorded as the transport; empty: modem:DEVICE"),
     ("modem", "rate_limit"): Key(_int, "0", "most SMS parts per minute through this SIM; 0: none"),
-    ("dispatcher", "transport"): Key(_str, "modem", "what sends and receives: modem or smpp"),
+    ("dispatcher", "transport"): Key(
+        _str, "modem", "what sends and receives: modem, smpp, goip or yeastar"
+    ),
     ("dispatcher", "routes"): Key(
         _list, "", "number prefixes to named transports: `+4207 = gsm1, +421 = goip`; a prefix"
         " prefers its transport, others take over while it is down"
@@ -314,6 +316,10 @@ KEYS: Dict[Tuple[str, str], Key] = {
         _str, "", "file keeping received SMS until stored (.L1, .L2 ... appended); empty: "
         "/var/lib/smss/LOCKNAME.NAME.goip-inbox"
     ),
+    ("goip", "rate_limit"): Key(
+        _int, "0", "most SMS per minute through this transport (all its lines; a section per"
+        " SIM gives each its own limit); 0: none"
+    ),
     ("goip", "name"): Key(_str, "", "name recorded as the transport; empty: goip:HOST/L1"),
     # --- a Yeastar TG GSM gateway: WebCGI or AMI to send, AMI events to receive
     ("yeastar", "url"): Key(_str, "", "web address of the TG, for WebCGI: http://192.168.5.150"),
@@ -348,6 +354,9 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ("yeastar", "spool"): Key(
         _str, "", "file keeping received SMS events until stored; empty: "
         "/var/lib/smss/LOCKNAME.NAME.yeastar-inbox"
+    ),
+    ("yeastar", "rate_limit"): Key(
+        _int, "0", "most SMS per minute through this transport (all its ports); 0: none"
     ),
     ("yeastar", "name"): Key(
         _str, "", "name recorded as the transport; empty: yeastar:HOST/GSM1"

@@ -129,3 +129,23 @@ def test_the_http_api_routes_like_the_tcp_door(server_factory, tmp_path):
             "pinned": "gsm2", "by prefix": "~gsm2"}
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("section,expected", [
+    ("[modem]\nrate_limit = 7\n", 7),
+    ("[dispatcher]\ntransport = goip\n[goip]\nrate_limit = 5\n", 5),
+    ("[dispatcher]\ntransport = yeastar\n[yeastar]\nrate_limit = 4\n", 4),
+    ("[dispatcher]\ntransport = smpp\n", 0),  # SMPP has its own throughput limit
+])
+def test_each_transport_type_has_its_rate_limit(section, expected):
+    from check_and_send.dispatcher import Settings
+
+    assert Settings.from_config(parse_text(section)).rate_limit == expected
+
+
+def test_a_named_gateway_section_keeps_its_own_rate_limit():
+    from check_and_send.dispatcher import Settings
+
+    config = parse_text("[transport:sim1]\ntype = goip\nurl = http://127.0.0.1:1\n"
+                        "rate_limit = 3\n[goip]\nrate_limit = 9\n")
+    assert Settings.from_config(config.for_transport("sim1"), "sim1").rate_limit == 3
