@@ -20,6 +20,7 @@ from smss import logs, validate
 from smss.committer import Committer
 from smss.config import Config
 from smss.kick import Kicker
+from smss.listen import open_listener
 from smss.server import Limits, SpoolServer
 from smss.store import migrations
 from smss.store.database import DatabaseUrl, connect_config
@@ -28,18 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def bind(config: Config) -> List[socket.socket]:
-    host, port = config.get("server", "listen"), config.get("server", "port")
-    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                               flags=socket.AI_PASSIVE)
-    family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # "::" takes IPv4 too
-    sock.bind(address)
-    sock.listen(1024)
-    sock.setblocking(False)
-    return [sock]
+    return [open_listener(config.get("server", "listen"), config.get("server", "port"))]
 
 
 def bind_web(config: Config, always: bool = False) -> List[socket.socket]:

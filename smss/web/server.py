@@ -24,6 +24,7 @@ from smss import logs
 from smss.committer import Committer
 from smss.config import Config
 from smss.kick import Kicker
+from smss.listen import open_listener
 from smss.web.app import create_app
 from smss.web.db import Pool
 from smss.web.sending import Sender
@@ -33,18 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def bind(config: Config) -> List[socket.socket]:
-    host, port = config.get("web", "listen"), config.get("web", "port")
-    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                               flags=socket.AI_PASSIVE)
-    family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    sock.bind(address)
-    sock.listen(128)
-    sock.setblocking(False)
-    return [sock]
+    return [open_listener(config.get("web", "listen"), config.get("web", "port"), 128)]
 
 
 class _Uvicorn(uvicorn.Server):
