@@ -68,19 +68,22 @@ def main(folder: str, port: int, control_port: int) -> int:
         handle.write(CONFIG.format(folder=folder, port=port))
     env = dict(os.environ, SMSS_CONFIG=config)
     python = sys.executable
+    # children run in the demo folder: `python -m` puts the working directory first on
+    # sys.path, and a source checkout there would shadow the installed package
     children: List[subprocess.Popen] = []
     try:
         pty = os.path.join(folder, "ttyUSB0")
         simulator = subprocess.Popen(
             [python, "-m", "smss.sim.cli", "--no-tcp", "--pty", pty,
-             "--control", str(control_port)], env=env)
+             "--control", str(control_port)], env=env, cwd=folder)
         children.append(simulator)
         _wait_for(pty, simulator)
         children.append(subprocess.Popen([python, "-m", "check_and_send.cli", "-c", config,
-                                          "--loop"], env=env))
+                                          "--loop"], env=env, cwd=folder))
         print(WELCOME.format(folder=folder, pty=pty, control_port=control_port, port=port,
                              config=config), flush=True)
-        server = subprocess.Popen([python, "-m", "smss.cli", "-c", config, "run"], env=env)
+        server = subprocess.Popen([python, "-m", "smss.cli", "-c", config, "run"], env=env,
+                                  cwd=folder)
         children.append(server)
         return server.wait()
     except KeyboardInterrupt:

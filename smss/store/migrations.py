@@ -10,6 +10,7 @@ of a big production table is something an operator wants to schedule.
 from __future__ import annotations
 
 import logging
+import pathlib
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -41,8 +42,19 @@ class Migration:
                 if part.strip()]
 
 
+def _schema_folder(dialect: str):
+    """sql/<dialect>: installed as the package smss.sql, or beside smss/ in a source tree
+    (``python3 -m smss.cli`` run from a checkout imports smss from there)."""
+    try:
+        return resources.files("smss.sql").joinpath(dialect)
+    except ModuleNotFoundError:
+        import smss
+
+        return pathlib.Path(smss.__file__).resolve().parent.parent / "sql" / dialect
+
+
 def available(dialect: str) -> List[Migration]:
-    folder = resources.files("smss.sql").joinpath(dialect)
+    folder = _schema_folder(dialect)
     found = []
     for entry in folder.iterdir():
         match = _FILE.match(entry.name)
