@@ -14,10 +14,11 @@ preferred messages.  Each lane keeps its own rate limit (its section's
 from __future__ import annotations
 
 import logging
+import threading
 from typing import List, Optional
 
 from check_and_send.dispatcher import Dispatcher, PassReport
-from smss.transports.base import OPERATOR, Transport
+from smss.transports.base import OPERATOR, Transport, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -87,18 +88,6 @@ class _AnyTransport:
         self.transports = transports
         self.name = "+".join(t.name for t in transports)
 
-    def wait(self, timeout: float, wake: Optional[object] = None) -> bool:
-        import time
-
-        deadline = time.monotonic() + timeout
-        while True:
-            for transport in self.transports:
-                if transport.wait(0.0, wake):
-                    return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or (wake is not None and wake.is_set()):
-                return False
-            if wake is not None:
-                wake.wait(min(0.1, remaining))
-            else:
-                time.sleep(min(0.1, remaining))
+    def wait(self, timeout: float, wake: Optional[threading.Event] = None) -> bool:
+        return wait_until(timeout, lambda: any(t.wait(0.0, wake) for t in self.transports),
+                          wake, step=0.1)

@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 PERMANENT, TEMPORARY, DOWN, OPERATOR = "permanent", "temporary", "down", "operator"
 
@@ -79,6 +79,32 @@ class TransportState:
     signal_dbm: Optional[int] = None
     registration: Optional[str] = None
     operator: Optional[str] = None
+
+
+def wait_until(timeout: float, arrived: Callable[[], bool],
+               wake: Optional[threading.Event] = None, *, tick: Callable[[], None] = lambda: None,
+               idle: Optional[threading.Event] = None,
+               clock: Callable[[], float] = time.monotonic, step: float = 0.05) -> bool:
+    """The waiting of ``Transport.wait``: True as soon as ``arrived()``; False when ``wake``
+    is set or ``timeout`` passes.  ``tick`` runs every round (a transport re-binds or
+    reconnects there); between rounds it sleeps ``step`` on ``wake``, else on ``idle``
+    (which the transport sets when something comes in), else plainly."""
+    deadline = clock() + timeout
+    while True:
+        if arrived():
+            return True
+        tick()
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return False
+        pause = min(step, remaining)
+        if wake is not None:
+            if wake.wait(pause):
+                return False
+        elif idle is not None:
+            idle.wait(pause)
+        else:
+            time.sleep(pause)
 
 
 class Transport(abc.ABC):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable, List, Optional, Sequence
 
@@ -30,6 +29,7 @@ from smss.transports.base import (
     Sent,
     Transport,
     TransportState,
+    wait_until,
 )
 
 log = logging.getLogger(__name__)
@@ -207,18 +207,11 @@ class ModemTransport(Transport):
 
     def wait(self, timeout: float, wake: Optional[threading.Event] = None) -> bool:
         """Sleep until +CMTI / +CDSI announces something, ``wake`` is set, or ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if self.session is not None and self.session.take_unsolicited(["+CMTI", "+CDSI"]):
-                    return True
-            except ModemError as exc:
-                raise failure(exc) from exc
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            if wake is not None:
-                if wake.wait(min(0.05, remaining)):
-                    return False
-            else:
-                time.sleep(min(0.05, remaining))
+        return wait_until(timeout, self._announced, wake)
+
+    def _announced(self) -> bool:
+        try:
+            return self.session is not None and bool(
+                self.session.take_unsolicited(["+CMTI", "+CDSI"]))
+        except ModemError as exc:
+            raise failure(exc) from exc

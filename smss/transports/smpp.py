@@ -50,6 +50,7 @@ from smss.transports.base import (
     Sent,
     Transport,
     TransportState,
+    wait_until,
 )
 
 log = logging.getLogger(__name__)
@@ -333,22 +334,15 @@ class SmppTransport(Transport):
     def wait(self, timeout: float, wake: Optional[threading.Event] = None) -> bool:
         """Until a deliver_sm is stored (True), ``wake`` is set, or ``timeout``; a dropped
         bind is bound again meanwhile, with backoff."""
-        deadline = self._clock() + timeout
-        while True:
-            if self._signal.is_set():
-                self._signal.clear()
-                if len(self._spool):
-                    return True
-            self._rebind_due()
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                return False
-            step = min(0.05, remaining)
-            if wake is not None:
-                if wake.wait(step):
-                    return False
-            else:
-                self._signal.wait(step)
+        return wait_until(timeout, self._spooled, wake, tick=self._rebind_due, idle=self._signal,
+                          clock=self._clock)
+
+    def _spooled(self) -> bool:
+        """Something was spooled since the last look (the I/O thread sets the signal)."""
+        if not self._signal.is_set():
+            return False
+        self._signal.clear()
+        return bool(len(self._spool))
 
     def _rebind_due(self) -> None:
         """Bind again what dropped, once its backoff has passed."""

@@ -51,6 +51,7 @@ from smss.transports.base import (
     Sent,
     Transport,
     TransportState,
+    wait_until,
 )
 
 log = logging.getLogger(__name__)
@@ -482,22 +483,15 @@ class YeastarTransport(Transport):
     def wait(self, timeout: float, wake: Optional[threading.Event] = None) -> bool:
         """Until an SMS event is spooled (True), ``wake`` is set, or ``timeout``; a dropped
         AMI session is reconnected meanwhile, with backoff."""
-        deadline = self._clock() + timeout
-        while True:
-            if self._signal.is_set():
-                self._signal.clear()
-                if self._receive and len(self._spool):
-                    return True
-            self._reconnect_due()
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                return False
-            step = min(0.05, remaining)
-            if wake is not None:
-                if wake.wait(step):
-                    return False
-            else:
-                self._signal.wait(step)
+        return wait_until(timeout, self._spooled, wake, tick=self._reconnect_due, idle=self._signal,
+                          clock=self._clock)
+
+    def _spooled(self) -> bool:
+        """Something was spooled since the last look (the I/O thread sets the signal)."""
+        if not self._signal.is_set():
+            return False
+        self._signal.clear()
+        return bool(self._receive and len(self._spool))
 
     def state(self) -> TransportState:
         if not self.settings.ami_host:
