@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional
 
-from smss.sim.atparse import AtSyntaxError, Command, split_args
+from smss.sim.atparse import EXEC, READ, TEST, AtSyntaxError, Command, split_args
 from smss.sim.results import AtError, plain
 
 
@@ -33,3 +33,33 @@ def integer(value: Optional[str], low: int, high: int, error: Optional[AtError] 
 
 def arg(values: List[Optional[str]], position: int) -> Optional[str]:
     return values[position] if position < len(values) else None
+
+
+def registry(table: Dict[str, Callable]) -> Callable:
+    """A decorator ``@handles("+CMGF", ...)`` that files a handler in ``table``."""
+
+    def handles(*names: str):
+        def register(fn):
+            for name in names:
+                table[name] = fn
+            return fn
+
+        return register
+
+    return handles
+
+
+def numeric_setting(name: str, attr: str, high: int, test: str = "") -> Callable:
+    """The handler of a plain numeric setting (AT+CMEE, AT+CMGF ...): read it, list its
+    range, set it (0..high), or reset it to 0 without arguments."""
+
+    def handler(session, command):
+        settings = session.modem.settings
+        if command.kind == READ:
+            return [f"{name}: {getattr(settings, attr)}"]
+        if command.kind == TEST:
+            return [f"{name}: {test or f'(0-{high})'}"]
+        setattr(settings, attr, 0 if command.kind == EXEC else integer(command.args, 0, high))
+        return []
+
+    return handler

@@ -15,7 +15,7 @@ from typing import Callable, Dict
 from smss.gsm import alphabet
 from smss.sim import charset
 from smss.sim.atparse import EXEC, READ, SET, TEST, Command
-from smss.sim.cmdutil import arg, args, integer
+from smss.sim.cmdutil import arg, args, integer, numeric_setting, registry
 from smss.sim.results import cme, plain
 from smss.sim.settings import CHARSETS, AtSettings
 from smss.sim.simcard import BLOCKED, READY, SIM_PIN, SIM_PUK
@@ -23,13 +23,7 @@ from smss.sim.simcard import BLOCKED, READY, SIM_PIN, SIM_PUK
 HANDLERS: Dict[str, Callable] = {}
 
 
-def handles(*names: str):
-    def register(fn):
-        for name in names:
-            HANDLERS[name] = fn
-        return fn
-
-    return register
+handles = registry(HANDLERS)
 
 
 def _flag(command: Command, high: int = 1) -> int:
@@ -145,15 +139,7 @@ def cnum(session, command):
     return [f'+CNUM: "","{modem.text_for_te(number)}",{145 if number.startswith("+") else 129}']
 
 
-@handles("+CMEE")
-def cmee(session, command):
-    settings = session.modem.settings
-    if command.kind == READ:
-        return [f"+CMEE: {settings.cmee}"]
-    if command.kind == TEST:
-        return ["+CMEE: (0-2)"]
-    settings.cmee = 0 if command.kind == EXEC else integer(command.args, 0, 2)
-    return []
+cmee = handles("+CMEE")(numeric_setting("+CMEE", "cmee", 2))
 
 
 @handles("+CFUN")

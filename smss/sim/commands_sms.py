@@ -15,7 +15,7 @@ from smss.gsm import alphabet
 from smss.gsm import pdu as pducodec
 from smss.sim import charset, textmode
 from smss.sim.atparse import EXEC, READ, SET, TEST
-from smss.sim.cmdutil import arg, args, integer
+from smss.sim.cmdutil import arg, args, integer, numeric_setting, registry
 from smss.sim.results import cms, plain
 from smss.sim.session import BodyRequest
 from smss.sim.storage import (
@@ -36,28 +36,14 @@ _HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,20}$")
 
 
-def handles(*names: str):
-    def register(fn):
-        for name in names:
-            HANDLERS[name] = fn
-        return fn
-
-    return register
+handles = registry(HANDLERS)
 
 
 def _mode_error(modem):
     return cms(305) if modem.settings.cmgf == 1 else cms(304)
 
 
-@handles("+CMGF")
-def cmgf(session, command):
-    settings = session.modem.settings
-    if command.kind == READ:
-        return [f"+CMGF: {settings.cmgf}"]
-    if command.kind == TEST:
-        return ["+CMGF: (0-1)"]
-    settings.cmgf = 0 if command.kind == EXEC else integer(command.args, 0, 1)
-    return []
+cmgf = handles("+CMGF")(numeric_setting("+CMGF", "cmgf", 1))
 
 
 @handles("+CSMS")
@@ -147,15 +133,7 @@ def cnmi(session, command):
     return []
 
 
-@handles("+CSDH")
-def csdh(session, command):
-    settings = session.modem.settings
-    if command.kind == READ:
-        return [f"+CSDH: {settings.csdh}"]
-    if command.kind == TEST:
-        return ["+CSDH: (0,1)"]
-    settings.csdh = 0 if command.kind == EXEC else integer(command.args, 0, 1)
-    return []
+csdh = handles("+CSDH")(numeric_setting("+CSDH", "csdh", 1, "(0,1)"))
 
 
 @handles("+CSMP")
