@@ -37,7 +37,7 @@ def load_target(name: str):
     with atheris.instrument_imports(include=["smss"]):
         import smss.gsm.pdu  # noqa: F401
         import smss.modem.atparse  # noqa: F401
-        import smss.protocol  # noqa: F401
+        import smss.spooler.protocol  # noqa: F401
     if name == "protocol":
         from test_fuzz_protocol import check_protocol
 

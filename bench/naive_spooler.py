@@ -3,8 +3,8 @@
 A thread per client (``socketserver.ThreadingTCPServer``); each client thread
 opens its own database connection and stores every record with one INSERT and
 one commit of its own, then answers ``OK <id>``.  It speaks the same protocol
-and judges records the same way as smss (``smss.protocol.RecordParser``,
-``smss.validate.check``), writes the same columns with the same durability
+and judges records the same way as smss (``smss.spooler.protocol.RecordParser``,
+``smss.spooler.validate.check``), writes the same columns with the same durability
 (SQLite: WAL, synchronous=FULL; InnoDB: its default commit flush), so what
 differs from smss is the architecture: a thread and a commit per record
 instead of one event loop and group commit.  The listen backlog is 1024, as
@@ -33,8 +33,8 @@ import sqlite3  # noqa: E402
 
 import pymysql  # noqa: E402
 
-from smss import validate  # noqa: E402
-from smss.protocol import Record, RecordError, RecordParser  # noqa: E402
+from smss.spooler import validate  # noqa: E402
+from smss.spooler.protocol import Record, RecordError, RecordParser  # noqa: E402
 from smss.store.database import TIME_FORMAT, DatabaseUrl, utcnow  # noqa: E402
 
 RULES = validate.Rules()

@@ -1,7 +1,7 @@
 """Several transports in one dispatcher process: one lane (a Dispatcher) per transport.
 
 Routing lives in ``msg.route``, set when the message was accepted
-(``smss.validate``): NULL for a message any transport may send; ``NAME`` when
+(``smss.spooler.validate``): NULL for a message any transport may send; ``NAME`` when
 the client pinned a transport (``#phone@NAME;text``): only that one sends it;
 ``~NAME`` when a number-prefix rule ([dispatcher] routes) prefers it: that
 transport sends it, and while it is down (it did not open, lost its link, or

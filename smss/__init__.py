@@ -1,6 +1,6 @@
 """smss: an SMS gateway.
 
-Clients hand ``#phone;text`` records to the spooler (``smss.server``) over TCP;
+Clients hand ``#phone;text`` records to the spooler (``smss.spooler.server``) over TCP;
 they are stored in the ``msg`` queue (``smss.store``) and sent by the
 ``check_and_send`` dispatcher through a transport (``smss.modem`` …).
 """

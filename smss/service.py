@@ -16,12 +16,13 @@ import signal
 import socket
 from typing import List, Optional, Sequence
 
-from smss import logs, validate
-from smss.committer import Committer
+from smss import logs
 from smss.config import Config
-from smss.kick import Kicker
-from smss.listen import open_listener
-from smss.server import Limits, SpoolServer
+from smss.spooler import validate
+from smss.spooler.committer import Committer
+from smss.spooler.kick import Kicker
+from smss.spooler.listen import open_listener
+from smss.spooler.server import Limits, SpoolServer
 from smss.store import migrations
 from smss.store.database import DatabaseUrl, connect_config
 

@@ -27,7 +27,7 @@ from support_client import (
     free_port,
 )
 
-from smss.protocol import RecordParser
+from smss.spooler.protocol import RecordParser
 
 CZECH = "Příliš žluťoučký kůň úpěl ďábelské ódy"
 

@@ -1,6 +1,6 @@
 """smss-client without sockets: escaping, counting replies, reply lines, settings, payloads.
 
-The server's own parser (smss.protocol.RecordParser) is the oracle: what the
+The server's own parser (smss.spooler.protocol.RecordParser) is the oracle: what the
 client escapes must parse back to the same text, and the client must expect
 exactly as many replies as the server will send.
 """
@@ -14,7 +14,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from smss.clients import smss_client as client
 
-from smss.protocol import Record, RecordParser
+from smss.spooler.protocol import Record, RecordParser
 
 
 def server_events(payload: bytes, split: int = 0):

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support_fuzz import fuzz_settings, no_hang
 
-from smss.protocol import BAD_SYNTAX, TOO_LONG, Record, RecordError, RecordParser
+from smss.spooler.protocol import BAD_SYNTAX, TOO_LONG, Record, RecordError, RecordParser
 
 
 def documented_errors(max_record_bytes: int) -> set:

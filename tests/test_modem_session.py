@@ -411,7 +411,7 @@ def test_ussd_answers_in_their_various_forms():
 
 
 def test_ussd_falls_back_to_a_packed_request():
-    from smss.modem.ussd import encode_request
+    from smss.gsm.ussd import encode_request
 
     packed = encode_request("*100#")
     rules = [

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smss.gsm.alphabet import pack_septets, to_septets
-from smss.modem.ussd import dcs_alphabet, decode_ussd, encode_request, parse_cusd
+from smss.gsm.ussd import dcs_alphabet, decode_ussd, encode_request, parse_cusd
 
 TEXT = "Vas kredit je 123,45 Kc. Platnost do 31.12.2030."
 

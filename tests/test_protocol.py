@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smss.protocol import (
+from smss.spooler.protocol import (
     BAD_SYNTAX,
     TOO_LONG,
     Record,

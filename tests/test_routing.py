@@ -10,8 +10,8 @@ import pytest
 from support_sim import running_simulator
 
 from smss.config import ConfigError, parse_text
-from smss.protocol import INVALID, Record, RecordError
-from smss.validate import Rules, check
+from smss.spooler.protocol import INVALID, Record, RecordError
+from smss.spooler.validate import Rules, check
 
 TWO = ("[transport:gsm1]\ntype = modem\ndevice = /dev/ttyUSB0\n"
        "[transport:gsm2]\ntype = modem\ndevice = /dev/ttyUSB1\n")

@@ -8,8 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smss.gsm import alphabet
+from smss.gsm.ussd import decode_answer
 from smss.transports.base import PERMANENT, SendFailed
-from smss.ussd import check_code, decode_answer
+from smss.ussd import check_code
 
 
 def ucs2(text: str) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from smss.phone import PhoneError, normalise
-from smss.protocol import INVALID, Record, RecordError
-from smss.validate import Message, Rules, check
+from smss.spooler.phone import PhoneError, normalise
+from smss.spooler.protocol import INVALID, Record, RecordError
+from smss.spooler.validate import Message, Rules, check
 
 
 @pytest.mark.parametrize("raw,expected", [

@@ -11,7 +11,7 @@ import pytest
 from support_dispatch import site
 from support_web import add_token, api, base_url, smss, web_settings
 
-from smss.protocol import format_record
+from smss.spooler.protocol import format_record
 
 # (phone, text): what both doors must judge alike
 CORPUS = [

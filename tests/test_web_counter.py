@@ -1,6 +1,6 @@
 """The send form's live counter (static/parts.js, run in headless Chromium) counts
 exactly what the server counts (smss.gsm.alphabet.plan_parts and transliterate,
-which smss.validate uses): a fixed corpus of edge cases, then hypothesis."""
+which smss.spooler.validate uses): a fixed corpus of edge cases, then hypothesis."""
 
 from __future__ import annotations
 

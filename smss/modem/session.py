@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, List, Optional, Tuple, TypeVar, Union
 
 from smss.gsm import alphabet
+from smss.gsm import ussd as ussd_codec
 from smss.gsm.pdu import Deliver, PduError, StatusReport, Submit, build_submits, decode_pdu
 
-from . import ussd as ussd_codec
 from .atparse import Unsolicited
 from .engine import AtEngine, Response
 from .errors import (

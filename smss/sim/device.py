@@ -302,7 +302,7 @@ class Modem:
         with self.lock:
             ds = self.settings.cnmi[3]
             if ds == 1 and self.urcs_enabled():
-                self.broadcast([inbound.cds_lines(self, pdu)])
+                self.broadcast([inbound.cds_lines(self.settings, pdu, self.config.cds_with_smsc)])
                 return {"routed": "+CDS"}
             if ds == 0 and self.config.status_report_ds0 == "discard":
                 return {"discarded": True}
@@ -318,7 +318,7 @@ class Modem:
             mode, mt = self.settings.cnmi[0], self.settings.cnmi[1]
             klass = inbound.message_class(pdu)
             if mode > 0 and ((mt == 2 and klass != 2) or (mt == 3 and klass == 3)):
-                self.broadcast([inbound.cmt_lines(self, pdu)])
+                self.broadcast([inbound.cmt_lines(self.settings, pdu)])
                 return {"routed": "+CMT"}
             result = self._store_inbound(pdu, DELIVER)
             if "index" in result and mt in (1, 2, 3) and mode > 0:

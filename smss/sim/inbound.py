@@ -18,7 +18,7 @@ from smss.sim import textmode
 from smss.sim.storage import tpdu_length
 
 if TYPE_CHECKING:
-    from smss.sim.device import Modem
+    from smss.sim.settings import AtSettings
 
 _LIMITS = {  # (single, per part with an 8-bit concatenation IE) in units of the encoding
     "ucs2": (70, 67),
@@ -112,18 +112,19 @@ def message_class(pdu_hex: str) -> Optional[int]:
     return getattr(msg, "message_class", None)
 
 
-def cmt_lines(modem: "Modem", pdu_hex: str) -> Tuple[str, ...]:
-    settings = modem.settings
+def cmt_lines(settings: "AtSettings", pdu_hex: str) -> Tuple[str, ...]:
+    """The +CMT indication of a new SMS as the modem's current settings write it."""
     if settings.cmgf == 1:
         return textmode.cmt_entry(pdu_hex, settings.cscs, settings.csdh)
     return (f"+CMT: ,{tpdu_length(pdu_hex)}", pdu_hex)
 
 
-def cds_lines(modem: "Modem", pdu_hex: str) -> Tuple[str, ...]:
-    settings = modem.settings
+def cds_lines(settings: "AtSettings", pdu_hex: str, with_smsc: bool) -> Tuple[str, ...]:
+    """The +CDS indication of a status report; ``with_smsc``: keep the SMSC address
+    in front of the TPDU, as some modems do."""
     if settings.cmgf == 1:
         return textmode.cds_entry(pdu_hex, settings.cscs)
     length = tpdu_length(pdu_hex)
-    if not modem.config.cds_with_smsc:
+    if not with_smsc:
         pdu_hex = pdu_hex[2 + 2 * int(pdu_hex[0:2], 16) :]
     return (f"+CDS: {length}", pdu_hex)

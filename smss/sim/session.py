@@ -15,16 +15,15 @@ A transport creates a session with ``modem.open_session(sink, label)``, calls
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Protocol, Sequence
 
 from smss.sim import framing
 from smss.sim.actions import Close, Delay, Write
 from smss.sim.atparse import AtSyntaxError, Command, parse_line, strip_prefix
 from smss.sim.results import AtError, error_text, render_final, render_info
-
-if TYPE_CHECKING:
-    from smss.sim.device import Modem
+from smss.sim.settings import AtSettings
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +45,25 @@ class BodyRequest:
     rest: List[Command] = field(default_factory=list)
 
 
+class Host(Protocol):
+    """What a session needs of the modem it belongs to (``device.Modem``)."""
+
+    lock: threading.RLock
+    settings: AtSettings
+    swallowed: int
+
+    def hung(self) -> bool: ...
+    def forget_session(self, session: "Session") -> None: ...
+    def log_line(self, session_label: str, line: str) -> None: ...
+    def count(self, label: str) -> None: ...
+    def check_drop_on_command(self, session: "Session", command: Command) -> None: ...
+    def execute(self, session: "Session", command: Command): ...
+    def command_delay(self) -> float: ...
+    def noise_line(self) -> Optional[str]: ...
+
+
 class Session:
-    def __init__(self, modem: "Modem", sink: Sink, label: str) -> None:
+    def __init__(self, modem: Host, sink: Sink, label: str) -> None:
         self.modem = modem
         self.sink = sink
         self.label = label

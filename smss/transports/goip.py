@@ -500,7 +500,7 @@ class GoipTransport(Transport):
                 if status.failed:
                     raise SendFailed(TEMPORARY, f"{self.name} L{line}: USSD failed: "
                                      f"{status.error or 'ERRORDONE'}")
-                from smss.ussd import decode_answer
+                from smss.gsm.ussd import decode_answer
 
                 return decode_answer(status.error)
             if self._clock() >= deadline:

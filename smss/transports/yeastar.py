@@ -375,7 +375,7 @@ class YeastarTransport(Transport):
     # -- USSD
 
     def ussd(self, code: str, timeout: float) -> str:
-        from smss.ussd import decode_answer
+        from smss.gsm.ussd import decode_answer
 
         port = self.settings.ports[0]
         if self.settings.send_via == "ami":

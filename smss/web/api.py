@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from smss.protocol import TOO_MANY
+from smss.spooler.protocol import TOO_MANY
 from smss.store import accounts, received, sent
 from smss.store import queue as msg_table
 from smss.store.database import as_datetime

@@ -3,7 +3,7 @@
 ``transliteration_table`` is ``smss.gsm.alphabet.transliterate`` as a table:
 every character outside GSM-7 whose plain form differs, with that form.  The
 browser applies it after NFC normalisation exactly as the Python does, so the
-counter and ``smss.validate`` count the same parts.
+counter and ``smss.spooler.validate`` count the same parts.
 """
 
 from __future__ import annotations

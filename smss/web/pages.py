@@ -22,7 +22,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from smss import phone as phones
+from smss.spooler import phone as phones
 from smss.store import paging, received, sent, transports
 from smss.store import queue as msg_table
 from smss.store.database import utcnow

@@ -1,6 +1,6 @@
 """Handing messages from the web form and the HTTP API to the queue.
 
-The same path as a TCP record: ``smss.validate.check`` with the same rules,
+The same path as a TCP record: ``smss.spooler.validate.check`` with the same rules,
 the same record size limit (a message counts as the record ``#PHONE;TEXT``
 would), then ``Committer.submit``; ``OK <id>`` only once the group commit's
 transaction committed, ``ERR 503`` when it failed.  The committer's
@@ -15,9 +15,9 @@ import logging
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
-from smss import validate
-from smss.committer import Committer, StorageUnavailable
-from smss.protocol import TOO_LONG, UNAVAILABLE, Record, RecordError, format_record
+from smss.spooler import validate
+from smss.spooler.committer import Committer, StorageUnavailable
+from smss.spooler.protocol import TOO_LONG, UNAVAILABLE, Record, RecordError, format_record
 from smss.store.queue import NewMessage
 
 log = logging.getLogger(__name__)

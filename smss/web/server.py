@@ -21,10 +21,10 @@ from typing import Iterator, List, Optional, Sequence
 import uvicorn
 
 from smss import logs
-from smss.committer import Committer
 from smss.config import Config
-from smss.kick import Kicker
-from smss.listen import open_listener
+from smss.spooler.committer import Committer
+from smss.spooler.kick import Kicker
+from smss.spooler.listen import open_listener
 from smss.web.app import create_app
 from smss.web.db import Pool
 from smss.web.sending import Sender

@@ -16,7 +16,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import Tuple
 
 from smss.config import Config, ConfigError
-from smss.validate import Rules
+from smss.spooler.validate import Rules
 
 log = logging.getLogger(__name__)
 

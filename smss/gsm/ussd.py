@@ -1,4 +1,4 @@
-"""USSD answers (``+CUSD``): parsing the line and decoding its text (pure).
+"""USSD answers, pure: a modem's ``+CUSD`` line, and what GSM gateways hand over.
 
 Modems differ in what they put in the ``+CUSD: <m>,<str>,<dcs>`` string:
 plain text (already decoded in the TE character set), GSM 7-bit packed as
@@ -6,6 +6,9 @@ hex, or UCS2 as hex.  The data coding scheme (3GPP TS 23.038 section 5, the
 cell broadcast DCS) says which alphabet the network used; whether the modem
 passed it on as hex is guessed from the string itself and checked for
 plausibility, so a plain answer is never turned into garbage.
+
+GoIP and Yeastar gateways pass the answer on as plain text or as hex without a
+DCS (or with a word saying UCS2): ``decode_answer`` reads those.
 """
 
 from __future__ import annotations
@@ -130,3 +133,39 @@ def decode_ussd(text: Optional[str], dcs: Optional[int]) -> str:
 def encode_request(code: str) -> str:
     """A USSD request as GSM 7-bit packed hex (for modems that want it that way)."""
     return alphabet.pack_septets(alphabet.to_septets(code)).hex().upper()
+
+
+# -- answers handed over by gateways (GoIP, Yeastar), not by a modem's +CUSD
+
+UCS2_DCS = 0x48  # a DCS that says UCS2 (23.038 general data coding, uncompressed)
+GSM7_DCS = 0x0F
+
+
+def _common(text: str) -> bool:
+    """Characters an answer in a European, Cyrillic, Greek, Hebrew or Arabic script has;
+    a hex string read as UCS2 by mistake gives CJK and private-use characters instead."""
+    return all(ord(ch) < 0x2000 or 0x2000 <= ord(ch) <= 0x20CF for ch in text)
+
+
+def decode_answer(text: Optional[str], alphabet: Optional[str] = None) -> str:
+    """A gateway's USSD answer as text.  ``alphabet``: ``"ucs2"`` or ``"gsm7"`` when the
+    gateway says how its hex is coded; None: plain text unless it is hex that decodes
+    plausibly (at least 4 bytes, so a short numeric answer stays as it is)."""
+    value = (text or "").strip()
+    compact = "".join(value.split())
+    if not compact or not _HEX.match(compact):
+        return value
+    if alphabet == "ucs2":
+        data = bytes.fromhex(compact)
+        return data.decode("utf-16-be", "replace") if len(data) % 2 == 0 else value
+    if alphabet == "gsm7":
+        return decode_ussd(compact, GSM7_DCS)
+    if len(compact) < 8:
+        return value
+    as_ucs2 = decode_ussd(compact, UCS2_DCS)
+    if as_ucs2 != compact and _common(as_ucs2):
+        return as_ucs2
+    as_gsm7 = decode_ussd(compact, GSM7_DCS)
+    if as_gsm7 != compact and _common(as_gsm7):
+        return as_gsm7
+    return value

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
-from smss import phone as phones
 from smss.gsm import alphabet
-from smss.protocol import INVALID, Record, RecordError
+from smss.spooler import phone as phones
+from smss.spooler.protocol import INVALID, Record, RecordError
 
 
 @dataclass(frozen=True)

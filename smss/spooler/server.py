@@ -1,7 +1,7 @@
 """The TCP front door: sockets, limits and replies around the pure protocol parser.
 
 Each connection feeds its bytes to a ``RecordParser``, judges each record with
-``smss.validate``, hands good ones to the ``Committer`` and writes one reply
+``smss.spooler.validate``, hands good ones to the ``Committer`` and writes one reply
 line per record in order: ``OK <id>`` once the record's transaction committed,
 ``ERR <code> <reason>`` otherwise.  Replies are written by a task of their own,
 so a client that sends and closes without reading still has every complete
@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Tuple
 
-from smss import validate
-from smss.committer import Committer, StorageUnavailable
-from smss.kick import Kicker
-from smss.protocol import (
+from smss.spooler import validate
+from smss.spooler.committer import Committer, StorageUnavailable
+from smss.spooler.kick import Kicker
+from smss.spooler.protocol import (
     FORBIDDEN,
     TIMEOUT,
     TOO_MANY,
