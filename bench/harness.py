@@ -211,7 +211,7 @@ def mariadb_available() -> bool:
 
 
 def machine() -> Dict[str, str]:
-    """The figures the README quotes about where a benchmark ran."""
+    """The figures docs/performance.md quotes about where a benchmark ran."""
     model = ""
     with open("/proc/cpuinfo", encoding="utf-8") as handle:
         for line in handle:

@@ -14,7 +14,7 @@ The order of every step is what keeps messages safe:
   stored twice.
 - Claims left by a dead pass are released; a claim whose send had started
   counts as an attempt (that message may have gone out: the only duplicate
-  window, see the README).
+  window, see docs/dispatcher.md).
 - The per-SIM rate limit counts the SMS (parts) the transport submitted in the
   last 60 seconds; a pass claims no more than the limit lets it send now and
   waits for a free slot without holding claims another dispatcher could use.

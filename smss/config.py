@@ -85,7 +85,7 @@ class Key:
     doc: str
 
 
-# (section, key) -> Key.  The README's configuration reference is this table.
+# (section, key) -> Key.  docs/configuration.md documents this table.
 KEYS: Dict[Tuple[str, str], Key] = {
     # --- the TCP front door
     ("server", "listen"): Key(_str, "0.0.0.0", "address to listen on"),

@@ -2,7 +2,7 @@
 
 Real passes against the simulator: the variables the program gets, text that
 never meets a shell, the exit status in rcv.handler_status, a slow program
-that does not hold the pass up, and the README's meter-reading handler
+that does not hold the pass up, and the manual's meter-reading handler
 answering through a real ``smss run`` server.
 """
 
@@ -200,7 +200,7 @@ def test_a_missing_program_records_127(tmp_path):
         assert s.sim.control.storage() == []  # the SMS itself was stored and removed
 
 
-# The README's example handler (seed 001: people text "ACCOUNT VALUE" meter readings).
+# The example handler of docs/dispatcher.md (seed 001: people text "ACCOUNT VALUE" readings).
 METER_HANDLER = r'''#!/usr/bin/env python3
 """smss on_receive handler: a meter reading "ACCOUNT VALUE" by SMS.
 

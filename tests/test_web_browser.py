@@ -1,7 +1,7 @@
 """End to end in headless Chromium: log in, send through the form, see the message
 in the queue, let a real dispatcher pass send it through the modem simulator,
 see it sent and delivered, see a received SMS, the status page, a phone-sized
-screen, and the README's screenshots.  Screenshots go to the test's tmp dir."""
+screen, and the manual's screenshots.  Screenshots go to the test's tmp dir."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SMPP 3.4 for smss, written for it rather than borrowed (see the README for why).
+"""SMPP 3.4 for smss, written for it rather than borrowed (docs/smpp.md says why).
 
 - ``pdu``: the PDU codec and the framer (pure).
 - ``session``: one ESME session, sans-I/O: sequences, automatic answers, events (pure).

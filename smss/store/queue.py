@@ -179,7 +179,7 @@ def mark_sending(conn: Connection, message_id: int) -> None:
     """Record that the transport is about to get the message (commits).
 
     A message with this mark whose dispatcher died may have been sent: the
-    recovery counts it as an attempt and logs it, so the README's duplicate
+    recovery counts it as an attempt and logs it, so the manual's duplicate
     window is exactly the time between this mark and the commit after sending.
     """
     with conn.transaction():

@@ -5,6 +5,6 @@ templates, local static files) and API (``api``), logins, CSRF and tokens
 (``security``, ``passwords``), handing messages to the same group commit as
 the TCP door (``sending``), the uvicorn server inside ``smss run`` or alone as
 ``smss web`` (``server``), the ``smss user`` / ``smss token`` commands
-(``accounts``) and the README screenshots (``screenshots``).  All SQL is in
+(``accounts``) and the manual's screenshots (``screenshots``).  All SQL is in
 ``smss.store``.
 """

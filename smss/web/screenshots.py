@@ -1,4 +1,4 @@
-"""``python3 -m smss.web.screenshots DIR``: pictures of every page for the README.
+"""``python3 -m smss.web.screenshots DIR``: pictures of every page for the manual.
 
 Makes a throw-away SQLite queue with example messages (through the ``smss.store``
 functions the gateway itself uses), serves the web interface from this process
