@@ -53,13 +53,14 @@ class Report:
     server_kills: int = 0
     dispatcher_kills: int = 0
     database_restarts: int = 0
+    timed_out: bool = False  # the deadline passed before everything was acked and sent
     seconds: float = 0.0
     problems: List[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not (self.lost or self.stored_twice or self.phantom or self.not_sent
-                    or self.duplicates > self.dispatcher_kills)
+                    or self.timed_out or self.duplicates > self.dispatcher_kills)
 
     def line(self) -> str:
         return (f"acked {self.acked} / stored {self.stored} / sent {self.sent} / duplicates "
@@ -67,7 +68,8 @@ class Report:
                 f"{self.stored_twice}, phantom {self.phantom}, sent but never acked "
                 f"{self.sent_unacked}, acked but not sent {self.not_sent}; kills: server "
                 f"{self.server_kills}, dispatcher {self.dispatcher_kills}; database restarts "
-                f"{self.database_restarts}; {self.seconds:.1f}s)")
+                f"{self.database_restarts}; {self.seconds:.1f}s"
+                f"{'; DEADLINE PASSED' if self.timed_out else ''})")
 
 
 def free_port() -> int:
@@ -161,6 +163,7 @@ class Clients:
         self.acked: Dict[int, tuple] = {}  # record -> (id, text)
         self.attempted: Set[str] = set()
         self.lock = threading.Lock()
+        self.stopped = False
         self.rng = rng
         self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(clients)]
 
@@ -173,10 +176,15 @@ class Clients:
             return not self.todo and all(not t.is_alive() for t in self.threads) or (
                 len(self.acked) == len(self.tries) and not self.todo)
 
+    def stop(self) -> None:
+        """No new batches: each client ends after the one it is sending."""
+        with self.lock:
+            self.stopped = True
+
     def _take(self, count: int) -> List[tuple]:
         with self.lock:
             batch = []
-            while self.todo and len(batch) < count:
+            while not self.stopped and self.todo and len(batch) < count:
                 record = self.todo.popleft()
                 self.tries[record] += 1
                 text = f"chaos {record} try {self.tries[record]}"
@@ -214,11 +222,14 @@ class Clients:
 
 
 def run(records: int = 10000, seed: int = 1, clients: int = 8, latency: float = 0.005,
-        ingest_seconds: float = 0.0, log=print) -> Report:
+        ingest_seconds: float = 0.0, deadline_seconds: float = 0.0, log=print) -> Report:
+    """``deadline_seconds``: give up (``timed_out``, and what is left counts as not sent)
+    after this long; default: ten times what the records should take, at least 5 minutes."""
     rng = random.Random(seed)
     report = Report(records)
     ingest_seconds = ingest_seconds or max(5.0, records / 500)
     started = time.monotonic()
+    deadline = started + (deadline_seconds or max(300.0, 10 * (ingest_seconds + records / 100)))
     folder = tempfile.mkdtemp(prefix="smss-chaos-")
     database = MariaDB(os.path.join(folder, "mariadb"))
     database.start()
@@ -247,6 +258,10 @@ def run(records: int = 10000, seed: int = 1, clients: int = 8, latency: float = 
             # chaos while clients send and while the dispatcher works the queue off
             last_note = time.monotonic()
             while not (len(senders.acked) >= records and queue_empty()):
+                if time.monotonic() > deadline:
+                    log("deadline passed: stopping with what was done")
+                    report.timed_out = True
+                    break
                 time.sleep(rng.uniform(0.2, 1.0))
                 if time.monotonic() - last_note > 10:
                     log(f"{len(senders.acked)} acked, {report.server_kills} server and "
@@ -264,8 +279,8 @@ def run(records: int = 10000, seed: int = 1, clients: int = 8, latency: float = 
                     report.server_kills += 1
                     time.sleep(rng.uniform(0, 0.3))
                     site.start_server()
-                elif action < 0.4:
-                    pids = site.dispatcher_pids()
+                elif action < 0.4 or (not report.dispatcher_kills and progress >= 0.3):
+                    pids = site.dispatcher_pids()  # (until one was killed: at every chance)
                     if pids:
                         os.kill(rng.choice(pids), signal.SIGKILL)
                         report.dispatcher_kills += 1
@@ -275,7 +290,9 @@ def run(records: int = 10000, seed: int = 1, clients: int = 8, latency: float = 
                     time.sleep(1)
                     database.start()
                     report.database_restarts += 1
-            log("all records acknowledged and the queue is empty")
+            if not report.timed_out:
+                log("all records acknowledged and the queue is empty")
+            senders.stop()
             for process in cron:
                 process.wait()
             conn = connect(db_url)

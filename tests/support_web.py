@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Dict, Iterator
 
 import httpx
-import pytest
+from support_tools import missing as _missing
 
 CHROMIUM = os.environ.get("SMSS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -83,12 +83,6 @@ def login(url: str, name: str, password: str = PASSWORD) -> httpx.Client:
 
 def api(url: str, token: str) -> httpx.Client:
     return httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"})
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI installs it: see .ci/run)")
-    pytest.skip(reason)
 
 
 @contextmanager

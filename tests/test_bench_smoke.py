@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import pytest
+from support_tools import module
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(REPO, "bench")
@@ -59,7 +60,7 @@ def test_memory_with_a_few_connections():
 
 
 def test_atheris_runs_each_target_briefly(tmp_path):
-    pytest.importorskip("atheris")
+    module("atheris", "pip install atheris")
     out = run([os.path.join(BENCH, "fuzz_atheris.py"), "--seconds", "1",
                "--artifacts", str(tmp_path)])
     for target in ("protocol", "atparse", "pdu"):

@@ -22,14 +22,10 @@ from support_client import (
     ScriptedPeer,
     answer_after_eof,
 )
+from support_tools import missing as _missing
+from support_tools import program
 
 SYSTEM_DLLS = {"kernel32.dll", "ws2_32.dll", "msvcrt.dll", "shell32.dll"}
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(reason)  # .ci/run installs the tools: missing is a failure there
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +60,12 @@ def test_the_exe_is_a_64_bit_console_program_that_needs_only_system_dlls(built):
     assert dlls <= SYSTEM_DLLS, dlls - SYSTEM_DLLS
 
 
-def _python(version: str):
-    """An interpreter of exactly ``version`` (PATH, then pyenv), or None."""
-    candidates = [shutil.which(f"python{version}")]
-    pattern = os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python{version}")
-    candidates += sorted(glob.glob(pattern))
+def _pythons():
+    """Every CPython 3.8 or newer on this machine besides the one running the tests
+    (PATH, then pyenv's versions): the client runs on each one found."""
+    found = {}
+    candidates = [shutil.which(f"python3.{minor}") for minor in range(8, 20)]
+    candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3")))
     for path in filter(None, candidates):
         try:
             probe = subprocess.run(
@@ -77,16 +74,27 @@ def _python(version: str):
             )
         except OSError:
             continue
-        if probe.returncode == 0 and probe.stdout.strip() == version:
-            return path
-    return None
+        version = probe.stdout.strip()
+        if probe.returncode == 0 and tuple(map(int, version.split("."))) >= (3, 8):
+            found.setdefault(version, path)
+    found.pop(f"{sys.version_info[0]}.{sys.version_info[1]}", None)
+    return [sys.executable] + [found[version] for version in sorted(found)]
 
 
-@pytest.mark.parametrize("version", ["3.8", f"{sys.version_info[0]}.{sys.version_info[1]}"])
-def test_the_client_file_runs_alone_on_python(version, tmp_path):
-    python = _python(version)
-    if python is None:
-        pytest.skip(f"python{version} is not installed")
+def test_the_client_needs_nothing_newer_than_python_3_8():
+    """vermin reads the file and names the oldest Python each construct needs: the claim
+    "3.8 or newer" holds without a 3.8 interpreter on the test machine."""
+    vermin = os.path.join(os.path.dirname(sys.executable), "vermin")
+    if not os.path.exists(vermin):
+        _missing("vermin is not installed (pip install -e '.[test]')")
+    result = subprocess.run([vermin, "--target=3.8-", "--violations", "--no-tips",
+                             "--eval-annotations", CLIENT_PY],
+                            capture_output=True, text=True, timeout=SAFETY_TIMEOUT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("python", _pythons())
+def test_the_client_file_runs_alone_on_python(python, tmp_path):
     copy = tmp_path / "smss_client.py"  # copied away from the package: no smss imports
     shutil.copy(CLIENT_PY, copy)
     with ScriptedPeer(answer_after_eof("OK 41")) as peer:
@@ -101,9 +109,7 @@ def test_the_client_file_runs_alone_on_python(version, tmp_path):
 
 
 def test_the_systemd_notify_unit_is_valid(tmp_path):
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed")
+    analyze = program("systemd-analyze", "systemd")
     template = os.path.join(os.path.dirname(WINDOWS_DIR), "systemd", "smss-notify@.service")
     instance = tmp_path / "smss-notify@backup.service.service"
     shutil.copy(template, instance)

@@ -10,7 +10,6 @@ reason, except under CI (``$CI`` set), where a missing tool is a failure.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
@@ -26,16 +25,11 @@ from support_client import (
     build,
     free_port,
 )
+from support_tools import missing as _missing
 
 from smss.spooler.protocol import RecordParser
 
 CZECH = "Příliš žluťoučký kůň úpěl ďábelské ódy"
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(reason)  # .ci/run installs the tools: missing is a failure there
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session", params=["python", "native", "wine"])
@@ -318,7 +312,7 @@ def test_help(client):
 def test_the_installed_console_script():
     program = shutil.which("smss-client")
     if program is None:
-        pytest.skip("smss-client is not installed (pip install -e .)")
+        _missing("smss-client is not installed (pip install -e .)")
     completed = subprocess.run([program, "-p", str(free_port()), "-r", "0", "#1;x"],
                                capture_output=True, timeout=SAFETY_TIMEOUT)
     assert completed.returncode == 1

@@ -4,15 +4,14 @@ and the simulated network -> SIM -> rcv.  Also the README's `smss demo`."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 
-import pytest
 from support_sim import running_simulator
+from support_tools import program
 
 LONG = ("Zálohování serveru db01 selhalo, zkontrolujte disk. " * 8)[:400]
 CYRILLIC = "Показания счётчика приняты, спасибо! " * 6
@@ -43,10 +42,9 @@ def joined_texts(sent):
 
 
 def nc(port: int, payload: str) -> str:
-    if shutil.which("nc") is None:
-        pytest.skip("nc (netcat-openbsd) is not installed")
-    return subprocess.run(["nc", "-N", "127.0.0.1", str(port)], input=payload.encode(),
-                          capture_output=True, timeout=30, check=True).stdout.decode()
+    return subprocess.run([program("nc", "netcat-openbsd"), "-N", "127.0.0.1", str(port)],
+                          input=payload.encode(), capture_output=True, timeout=30,
+                          check=True).stdout.decode()
 
 
 def test_mariadb_server_kicks_the_dispatcher_to_the_simulated_network(server_factory, mariadb,

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from support_gsm import gammu_batch, gammu_missing
+from support_tools import missing
 
 from smss.gsm.alphabet import is_gsm7
 from smss.gsm.pdu import (
@@ -17,8 +18,12 @@ from smss.gsm.pdu import (
 )
 from smss.gsm.reassembly import reassemble
 
-_missing = gammu_missing()
-pytestmark = pytest.mark.skipif(_missing is not None, reason=f"gammu oracle: {_missing}")
+
+@pytest.fixture(autouse=True)
+def gammu_oracle():
+    problem = gammu_missing()
+    if problem is not None:
+        missing(f"gammu oracle: {problem}")
 
 CORPUS = {
     "ascii": "Server web01: disk /var 95% full, load 12.5 (check_and_send test) @ 10:00",

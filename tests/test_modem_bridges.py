@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import threading
@@ -18,6 +17,7 @@ import pytest
 import serial
 import serial.rfc2217
 from support_sim import running_simulator
+from support_tools import program
 
 from smss.modem.session import ModemSession, ModemSettings
 
@@ -56,8 +56,8 @@ def exercise(url: str, sim) -> None:
     assert "".join(s["text"] for s in sim.control.sent()) == "pres most " * 20
 
 
-@pytest.mark.skipif(shutil.which("socat") is None, reason="needs Debian's socat")
 def test_raw_tcp_bridge_like_a_cellular_router():
+    program("socat", "socat")
     with running_simulator(tcp=False) as sim:
         port = free_port()
         bridge = subprocess.Popen(

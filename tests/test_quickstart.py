@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +13,7 @@ import time
 
 import pytest
 from conftest import REPO
+from support_tools import missing, program
 
 
 def listening(port: int) -> bool:
@@ -26,10 +26,10 @@ def listening(port: int) -> bool:
 
 @pytest.mark.slow
 def test_readme_quick_start_from_a_fresh_install(tmp_path):
-    if shutil.which("nc") is None or shutil.which("git") is None:
-        pytest.skip("nc and git are needed")
+    program("nc", "netcat-openbsd")
+    program("git", "git")
     if listening(2021) or listening(2022):
-        pytest.skip("ports 2021/2022 are taken on this machine")
+        missing("ports 2021/2022 are taken on this machine: the quick start needs them")
     source = tmp_path / "smss"
     subprocess.run(["git", "clone", "-q", REPO, str(source)], check=True, timeout=120)
     venv = tmp_path / "venv"

@@ -14,6 +14,7 @@ import time
 
 import pytest
 from conftest import read_lines
+from support_tools import missing, program
 
 NC = shutil.which("nc")
 
@@ -64,8 +65,8 @@ def test_czech_text_from_utf8_and_cp1250_clients(server):
     assert [row[2] for row in server.queued()] == [text, text]
 
 
-@pytest.mark.skipif(NC is None, reason="nc (netcat-openbsd) is not installed")
 def test_netcat_as_in_the_readme(smss_server):
+    program("nc", "netcat-openbsd")
     result = subprocess.run(
         ["sh", "-c", f"printf '#420608337726;AHOJ#420777123456;Cau' | nc -N 127.0.0.1 "
                      f"{smss_server.port}"],
@@ -76,8 +77,8 @@ def test_netcat_as_in_the_readme(smss_server):
         ("+420608337726", "AHOJ"), ("+420777123456", "Cau")]
 
 
-@pytest.mark.skipif(shutil.which("telnet") is None, reason="telnet is not installed")
 def test_real_telnet_client(smss_server):
+    program("telnet", "telnet")
     script = f"(printf '#420608337726;typed by hand\\r\\n'; sleep 2) | telnet 127.0.0.1 " \
              f"{smss_server.port}"
     result = subprocess.run(["sh", "-c", script], capture_output=True, timeout=30)
@@ -208,7 +209,7 @@ def test_records_per_connection_limit(server_factory):
 def test_thousand_idle_connections_do_not_block_others(smss_server):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 1200:
-        pytest.skip(f"file descriptor limit {hard} is below 1200")
+        missing(f"the file descriptor limit {hard} is below 1200 (ulimit -Hn)")
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
     idle = []
     try:

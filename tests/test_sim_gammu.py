@@ -6,16 +6,18 @@ one while initialising), so every run takes a few seconds."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
 from support_sim import running_simulator
+from support_tools import program
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("gammu") is None, reason="needs the gammu program"),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def gammu_program():
+    program("gammu", "gammu")
 
 GAMMU_TIMEOUT = 180
 

@@ -15,9 +15,26 @@ def test_returns_true_when_something_arrives_and_ticks_meanwhile():
 
 def test_a_set_wake_event_ends_the_wait_with_false():
     wake = threading.Event()
+    rounds = []
+
+    def tick():  # the third round wakes the waiter, as a kick from another thread would
+        rounds.append(1)
+        if len(rounds) == 3:
+            wake.set()
+
+    clock = iter(range(10**6)).__next__  # one second a look: the timeout ends it at round 500
+    assert wait_until(1000, lambda: False, wake, tick=tick, clock=clock, step=0.001) is False
+    assert len(rounds) == 3  # it ended at the wake, not at the timeout
+
+
+def test_a_wake_from_another_thread_ends_a_long_wait():
+    wake = threading.Event()
     threading.Timer(0.05, wake.set).start()
-    assert wait_until(30.0, lambda: False, wake) is False
-    assert wake.is_set()
+    ended = threading.Event()
+    waiter = threading.Thread(target=lambda: (wait_until(3600.0, lambda: False, wake),
+                                              ended.set()), daemon=True)
+    waiter.start()
+    assert ended.wait(60), "the wake-up was ignored: the wait went on"
 
 
 def test_timeout_ends_the_wait_with_false():
