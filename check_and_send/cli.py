@@ -27,6 +27,7 @@ from check_and_send.hooks import OnReceive
 from check_and_send.lanes import Lanes
 from smss import logs
 from smss.config import Config, ConfigError, load
+from smss.helpformat import HelpFormatter
 from smss.pidlock import LockHeld, PidLock
 from smss.store import migrations, queue
 from smss.store.database import UNAVAILABLE_ERRORS, connect_config
@@ -66,14 +67,40 @@ class Kicks:
         return kicked
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+EPILOG = """\
+A run takes the dispatcher's lock ([dispatcher] lockfile), runs a pass, and runs
+another while a kick came during it or messages are due.  A run that finds the lock
+held by a live pass tells that pass to look again (SIGUSR1) and exits 0 at once, so
+cron and the server may start it as often as they like.  SIGTERM stops it after the
+message being sent.
+
+exit status:
+  0  everything due was handled, nothing was due, or another pass holds the lock
+  1  the transport or the database failed (cron mails it)
+  2  bad usage or an unusable configuration
+  3  the SIM needs a person (PIN, PUK)
+
+environment:
+  SMSS_CONFIG  the configuration file when -c is not given
+
+files:
+  /etc/smss/smss.conf  the configuration, see smss.conf(5)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="check_and_send",
-                                     description="send the smss queue and bring received SMS in")
-    parser.add_argument("-c", "--config", help="configuration file (default: $SMSS_CONFIG "
-                        "or /etc/smss/smss.conf)")
+                                     description="send the smss queue and bring received SMS in",
+                                     epilog=EPILOG, formatter_class=HelpFormatter)
+    parser.add_argument("-c", "--config", metavar="FILE", help="configuration file (default: "
+                        "$SMSS_CONFIG or /etc/smss/smss.conf)")
     parser.add_argument("--loop", action="store_true",
                         help="keep running: wait for kicks and new SMS, poll otherwise")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         config = load(args.config)
     except ConfigError as exc:

@@ -1,4 +1,6 @@
-"""The ``smss`` command: run, start, stop, restart, status, migrate, web, user, token, ussd.
+"""The ``smss`` command: run, start, stop, restart, status, migrate, demo, web, user, token,
+ussd; each a subcommand with its own options and ``--help`` (``build_parser``), and
+``-c FILE`` taken before or after the subcommand.
 
 ``run`` stays in the foreground and logs to stderr (for systemd); ``start``
 checks the configuration, the database and the port on the terminal, then
@@ -15,10 +17,11 @@ import os
 import signal
 import sys
 import time
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from smss import __version__, logs
 from smss.config import Config, ConfigError, load
+from smss.helpformat import HelpFormatter
 from smss.pidlock import LockHeld, PidLock, pid_alive
 
 log = logging.getLogger("smss")
@@ -27,30 +30,113 @@ DEFAULT_DAEMON_LOG = "/var/log/smss/smss.log"
 STOP_WAIT = 30.0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="smss", description="SMS gateway spooler")
-    parser.add_argument("-c", "--config", help="configuration file (default: $SMSS_CONFIG "
-                        "or /etc/smss/smss.conf)")
-    parser.add_argument("--version", action="version", version=f"smss {__version__}")
-    parser.add_argument("command", choices=["run", "start", "stop", "restart", "status",
-                                            "migrate", "demo", "web", "user", "token", "ussd"])
-    parser.add_argument("args", nargs="*", metavar="ARG",
-                        help="user: add|passwd|delete NAME, list; token: add|delete NAME, list;"
-                        " ussd: CODE")
-    parser.add_argument("--via", metavar="NAME",
-                        help="ussd: the transport to ask through (default: the first one)")
-    parser.add_argument("--timeout", type=float, default=60.0,
-                        help="ussd: seconds to wait for the answer (default 60)")
-    parser.add_argument("--dir", default="smss-demo",
-                        help="demo: folder for its configuration, queue and logs")
-    parser.add_argument("--port", type=int, default=2021, help="demo: TCP port of the server")
-    parser.add_argument("--control-port", type=int, default=2022,
-                        help="demo: control channel of the modem simulator")
-    args = parser.parse_intermixed_args(argv)  # `ussd --via NAME CODE` and `ussd CODE --via`
-    if args.command == "demo":
-        from smss import demo
+EPILOG = """\
+exit status:
+  0  success
+  1  failure (the reason is on stderr)
+  2  bad usage
+  3  status: the server is not running (LSB)
 
-        return demo.main(args.dir, args.port, args.control_port)
+environment:
+  SMSS_CONFIG  the configuration file when -c is not given
+
+files:
+  /etc/smss/smss.conf  the configuration, see smss.conf(5)
+"""
+
+
+def _config_option(parser: argparse.ArgumentParser, default=None) -> None:
+    parser.add_argument("-c", "--config", metavar="FILE", default=default,
+                        help="configuration file (default: $SMSS_CONFIG or /etc/smss/smss.conf)")
+
+
+def _command(commands, name: str, run: Callable[..., int], help: str,
+             description: str = "") -> argparse.ArgumentParser:
+    """A subcommand that also takes -c after its name (``smss status -c FILE``)."""
+    parser = commands.add_parser(name, help=help, description=description or help,
+                                 formatter_class=HelpFormatter)
+    _config_option(parser, default=argparse.SUPPRESS)  # never hides a -c given before it
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _plain(command: Callable[[Config], int]) -> Callable[..., int]:
+    return lambda config, args: command(config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``smss`` command line: one subcommand each with its own options and help."""
+    parser = argparse.ArgumentParser(
+        prog="smss", description="smss, the SMS gateway: the spooler server on TCP port 2021, "
+        "its web interface, and the commands that look after them.", epilog=EPILOG,
+        formatter_class=HelpFormatter)
+    _config_option(parser)
+    parser.add_argument("--version", action="version", version=f"smss {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, command, help in (
+        ("run", cmd_run, "the server in the foreground, logging to stderr (for systemd)"),
+        ("start", cmd_start, "check the configuration, the database and the port, then run "
+         "the server as a daemon with a PID file"),
+        ("stop", cmd_stop, "stop the daemon: it stops accepting, answers every record already "
+         "received, and exits"),
+        ("restart", cmd_restart, "stop, then start"),
+        ("status", cmd_status, "whether the server runs (exit 0, else 3), the queue, what was "
+         "sent, received and failed, and each transport's last state"),
+        ("migrate", cmd_migrate, "apply the database schema migrations"),
+    ):
+        _command(commands, name, _plain(command), help)
+    demo = _command(commands, "demo", _demo, "the whole gateway with the modem simulator, "
+                    "in the foreground (Ctrl-C stops it)")
+    demo.add_argument("--dir", default="smss-demo",
+                      help="folder for its configuration, queue and logs (default smss-demo)")
+    demo.add_argument("--port", type=int, default=2021,
+                      help="TCP port of the server (default 2021)")
+    demo.add_argument("--control-port", type=int, default=2022, metavar="PORT",
+                      help="control channel of the modem simulator (default 2022)")
+    _command(commands, "web", _plain(cmd_web), "the web interface and HTTP API alone, in "
+             "the foreground ([web] settings)")
+    _accounts(commands, "user", "web interface users", {
+        "add": "create a user; the password is asked twice (or read from the first line "
+               "of stdin when it is not a terminal)",
+        "passwd": "set a new password (ends that user's logins)",
+        "delete": "delete the user (ends that user's logins)",
+    })
+    _accounts(commands, "token", "API tokens", {
+        "add": "make a token and print it (shown only this once)",
+        "delete": "revoke the token at once",
+    })
+    ussd = _command(commands, "ussd", _ussd, "send a USSD code (*100#) through a modem, GoIP "
+                    "or Yeastar and print the network's answer")
+    ussd.add_argument("code", nargs="?", metavar="CODE", help="the USSD code, e.g. '*100#'")
+    ussd.add_argument("--via", metavar="NAME",
+                      help="the transport to ask through: a [transport:NAME] name or a type "
+                      "(default: the first transport)")
+    ussd.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                      help="seconds to wait for the answer (default 60)")
+    return parser
+
+
+def _accounts(commands, kind: str, what: str, actions: dict) -> dict:
+    """``smss user|token ACTION [NAME]``; returns the parser of each action."""
+    parser = _command(commands, kind, _account, f"{what}: "
+                      f"{', '.join(actions)} NAME, or list", what)
+    each = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    parsers = {}
+    for action, help in actions.items():
+        parsers[action] = _command(each, action, _account, help)
+        parsers[action].add_argument("name", metavar="NAME",
+                                     help="letters, digits, . _ @ -; at most 64")
+    parsers["list"] = _command(each, "list", _account, f"list the {what}")
+    return parsers
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "ussd" and not args.code:
+        parser.error("ussd takes one CODE, e.g. smss ussd '*100#'")
+    if args.command == "demo":
+        return args.run(None, args)
     try:
         config = load(args.config)
     except ConfigError as exc:
@@ -59,26 +145,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     if config.path:
         os.environ["SMSS_CONFIG"] = os.path.abspath(config.path)
         config.path = os.environ["SMSS_CONFIG"]
-    if args.command in ("user", "token"):
-        from smss.web import accounts
+    return args.run(config, args)
 
-        return accounts.main(args.command, args.args, config)
-    if args.command == "ussd":
-        if len(args.args) != 1:
-            parser.error("ussd takes one CODE, e.g. smss ussd '*100#'")
-        return cmd_ussd(config, args.args[0], args.via, args.timeout)
-    if args.args:
-        parser.error(f"{args.command} takes no further arguments")
-    command = {
-        "run": cmd_run,
-        "start": cmd_start,
-        "stop": cmd_stop,
-        "restart": cmd_restart,
-        "status": cmd_status,
-        "migrate": cmd_migrate,
-        "web": cmd_web,
-    }[args.command]
-    return command(config)
+
+def _demo(config: None, args: argparse.Namespace) -> int:
+    from smss import demo
+
+    return demo.main(args.dir, args.port, args.control_port)
+
+
+def _account(config: Config, args: argparse.Namespace) -> int:
+    from smss.web import accounts
+
+    name = getattr(args, "name", None)
+    return accounts.main(args.command, [args.action] + ([name] if name else []), config)
+
+
+def _ussd(config: Config, args: argparse.Namespace) -> int:
+    return cmd_ussd(config, args.code, args.via, args.timeout)
 
 
 def _pidlock(config: Config) -> PidLock:
