@@ -1,6 +1,6 @@
-"""The ``smss`` command: run, start, stop, restart, status, migrate, demo, web, user, token,
-ussd; each a subcommand with its own options and ``--help`` (``build_parser``), and
-``-c FILE`` taken before or after the subcommand.
+"""The ``smss`` command: run, start, stop, restart, status, migrate, check, doctor, demo,
+web, user, token, ussd; each a subcommand with its own options and ``--help``
+(``build_parser``), and ``-c FILE`` taken before or after the subcommand.
 
 ``run`` stays in the foreground and logs to stderr (for systemd); ``start``
 checks the configuration, the database and the port on the terminal, then
@@ -45,6 +45,41 @@ files:
 """
 
 
+CHECK_DESCRIPTION = """\
+Check the site without sending anything, like `postfix check` or `nginx -t`.  First the
+configuration file: its syntax, sections and keys given twice, unknown sections and keys,
+bad values, and what each transport makes of its settings (URLs, a modem device that does
+not exist, two transports with one name or device, routes to unknown transports); every
+problem is reported, each with its section and key.  Then the database: it answers and
+its schema is current.  Then each transport, reached without sending: a modem answers AT
+and tells its SIM, registration and storage; an SMPP account binds as a transmitter and
+unbinds; a GoIP shows its status page; a Yeastar TG logs in over AMI and shows its ports.
+A modem that check_and_send has open is skipped.
+
+Each line starts with ok, problem or skipped; the last line counts the problems.
+
+exit status:
+  0  no problems
+  1  at least one problem
+  2  bad usage
+"""
+
+DOCTOR_DESCRIPTION = """\
+Open a device and print what it says about itself.  A modem: manufacturer, model,
+revision, IMEI, SIM and PIN state, IMSI, registration, operator, signal, SMS centre and
+storage use (what `gammu identify` and `gammu networkinfo` show).  An SMPP link: the
+SMSC's answer to a transmitter bind.  A GoIP: its lines and their last jobs.  A Yeastar
+TG: each port's module, IMEI, network, signal and SIM.  No PIN is entered and nothing is
+sent.  A modem that check_and_send has open is not disturbed: doctor prints what that
+dispatcher's last pass recorded instead.
+
+exit status:
+  0  every device asked answered
+  1  a device could not be asked
+  2  bad usage
+"""
+
+
 def _config_option(parser: argparse.ArgumentParser, default=None) -> None:
     parser.add_argument("-c", "--config", metavar="FILE", default=default,
                         help="configuration file (default: $SMSS_CONFIG or /etc/smss/smss.conf)")
@@ -85,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
         ("migrate", cmd_migrate, "apply the database schema migrations"),
     ):
         _command(commands, name, _plain(command), help)
+    _command(commands, "check", _check, "check the configuration (every problem at once, "
+             "with its section and key), the database, and each transport without sending; "
+             "exit 1 on any problem", CHECK_DESCRIPTION)
+    doctor = _command(commands, "doctor", _doctor, "open a device and print what it says: "
+                      "model, SIM and PIN state, registration, signal, SMSC, storage use",
+                      DOCTOR_DESCRIPTION)
+    doctor.add_argument("--via", metavar="NAME", help="only this transport: a "
+                        "[transport:NAME] name or a type (default: every transport)")
     demo = _command(commands, "demo", _demo, "the whole gateway with the modem simulator, "
                     "in the foreground (Ctrl-C stops it)")
     demo.add_argument("--dir", default="smss-demo",
@@ -135,7 +178,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "ussd" and not args.code:
         parser.error("ussd takes one CODE, e.g. smss ussd '*100#'")
-    if args.command == "demo":
+    if args.command in ("demo", "check"):  # (check reads the file itself, every problem)
         return args.run(None, args)
     try:
         config = load(args.config)
@@ -152,6 +195,20 @@ def _demo(config: None, args: argparse.Namespace) -> int:
     from smss import demo
 
     return demo.main(args.dir, args.port, args.control_port)
+
+
+def _check(config: None, args: argparse.Namespace) -> int:
+    from smss import check
+
+    logs.setup("", "CRITICAL")  # the findings are the output, not the transports' logs
+    return check.main(args.config)
+
+
+def _doctor(config: Config, args: argparse.Namespace) -> int:
+    from smss import doctor
+
+    logs.setup("", "CRITICAL")
+    return doctor.main(config, args.via)
 
 
 def _account(config: Config, args: argparse.Namespace) -> int:

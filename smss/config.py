@@ -11,6 +11,7 @@ from __future__ import annotations
 import configparser
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -31,18 +32,24 @@ def _bool(text: str) -> bool:
 
 
 def _int(text: str) -> int:
-    return int(text.strip())
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {text.strip()!r}") from None
 
 
 def _positive_int(text: str) -> int:
-    value = int(text.strip())
+    value = _int(text)
     if value < 1:
         raise ValueError(f"must be at least 1, got {value}")
     return value
 
 
 def _float(text: str) -> float:
-    value = float(text.strip())
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {text.strip()!r}") from None
     if value < 0:
         raise ValueError(f"must not be negative, got {value}")
     return value
@@ -378,17 +385,33 @@ def transport_types() -> Tuple[str, ...]:
 class Config:
     """Parsed configuration; ``get`` returns typed values with defaults applied."""
 
-    def __init__(self, raw: Optional[Dict[str, Dict[str, str]]] = None, path: str = "") -> None:
+    def __init__(self, raw: Optional[Dict[str, Dict[str, str]]] = None, path: str = "",
+                 problems: Optional[List[str]] = None) -> None:
+        """Raises ConfigError at the first bad value; with a ``problems`` list, appends
+        every problem to it instead and uses the default where a value is bad."""
         self.path = path
         self._values: Dict[Tuple[str, str], Any] = {}
         raw = raw or {}
         where = path or "configuration"
+
+        def problem(text: str) -> None:
+            if problems is None:
+                raise ConfigError(f"{where}: {text}")
+            problems.append(f"{where}: {text}")
+
+        self.bad_keys: List[Tuple[str, str]] = []  # (collected problems only)
         for (section, key), spec in KEYS.items():
             text = raw.get(section, {}).get(key, spec.default)
             try:
                 self._values[(section, key)] = spec.parse(text)
             except (ValueError, LookupError) as exc:
-                raise ConfigError(f"{where}: [{section}] {key}: {exc}") from None
+                problem(f"[{section}] {key}: {exc}")
+                self._values[(section, key)] = spec.parse(spec.default)
+                self.bad_keys.append((section, key))
+        if self.bad_keys:  # configurations made from this one take the defaults there too
+            raw = {name: dict(values) for name, values in raw.items()}
+            for section, key in self.bad_keys:
+                raw[section].pop(key, None)
         self.raw = raw
         self._transports: Dict[str, Tuple[str, Dict[str, str]]] = {}
         for section, values in raw.items():
@@ -396,33 +419,40 @@ class Config:
                 name = section[len(TRANSPORT_PREFIX):]
                 kind = values.get("type", "").strip()
                 if kind not in transport_types():
-                    raise ConfigError(f"{where}: [{section}] type must be one of "
-                                      f"{', '.join(transport_types())}, not {kind!r}")
+                    problem(f"[{section}] type must be one of "
+                            f"{', '.join(transport_types())}, not {kind!r}")
+                    continue
                 settings = {k: v for k, v in values.items() if k != "type"}
                 settings.setdefault("name", name)
                 self._transports[name] = (kind, settings)
-                try:
-                    self.for_transport(name)  # check its values now, not at the first pass
-                except ConfigError as exc:
-                    detail = str(exc).split(f"[{kind}] ", 1)[-1]
-                    raise ConfigError(f"{where}: [{section}] {detail}") from None
-        for prefix, name in self.routes():
+                found: List[str] = []
+                seen = self.for_transport(name, found)  # check its values now, not at a pass
+                for text in found:
+                    if f"[{kind}] " in text:  # (the other sections are checked above)
+                        problem(f"[{section}] " + text.split(f"[{kind}] ", 1)[1])
+                for key in [key for bad_section, key in seen.bad_keys if bad_section == kind]:
+                    settings.pop(key, None)
+        for prefix, name in self.routes(problems):
             if name not in self._transports:
-                raise ConfigError(f"{where}: [dispatcher] routes: {prefix} goes to {name!r},"
-                                  " which is no [transport:NAME] section")
+                problem(f"[dispatcher] routes: {prefix} goes to {name!r}, which is no "
+                        "[transport:NAME] section")
 
     def get(self, section: str, key: str) -> Any:
         return self._values[(section, key)]
 
-    def routes(self) -> List[Tuple[str, str]]:
+    def routes(self, problems: Optional[List[str]] = None) -> List[Tuple[str, str]]:
         """[dispatcher] routes as (prefix, transport name), longest prefix first."""
         pairs = []
         for item in self.get("dispatcher", "routes"):
             prefix, equals, name = item.partition("=")
             prefix, name = prefix.strip(), name.strip()
             if not equals or not prefix or not name:
-                raise ConfigError(f"{self.path or 'configuration'}: [dispatcher] routes: "
-                                  f"{item!r} is not PREFIX = TRANSPORT")
+                text = (f"{self.path or 'configuration'}: [dispatcher] routes: "
+                        f"{item!r} is not PREFIX = TRANSPORT")
+                if problems is None:
+                    raise ConfigError(text)
+                problems.append(text)
+                continue
             pairs.append((prefix, name))
         return sorted(pairs, key=lambda pair: -len(pair[0]))
 
@@ -438,7 +468,7 @@ class Config:
             return self._transports[name][0]
         return name
 
-    def for_transport(self, name: str) -> "Config":
+    def for_transport(self, name: str, problems: Optional[List[str]] = None) -> "Config":
         """This configuration as the one transport ``name`` sees it: its section's keys in
         the section of its type, so a transport reads [modem] (or [smpp] ...) as usual."""
         if name not in self._transports:
@@ -450,7 +480,7 @@ class Config:
         dispatcher = raw.setdefault("dispatcher", {})
         dispatcher["transport"] = kind  # the one transport it sees
         dispatcher.pop("routes", None)  # routing is the lanes' business, not the transport's
-        return Config(raw, self.path)
+        return Config(raw, self.path, problems)
 
     def with_overrides(self, **sections: Dict[str, str]) -> "Config":
         """A copy with some raw values replaced (used by tests and by command-line flags)."""
@@ -460,10 +490,59 @@ class Config:
         return Config(raw, self.path)
 
 
-def parse_text(text: str, path: str = "<string>") -> Config:
-    parser = configparser.ConfigParser(interpolation=None)
+_SECTION_LINE = re.compile(r"^\[(?P<section>[^\]]+)\]")
+_KEY_LINE = re.compile(r"^(?P<key>[^\s#;=:\[][^=:]*?)\s*[=:]")
+
+
+def _duplicates(text: str) -> List[str]:
+    """Sections and keys given twice (configparser stops at the first of them)."""
+    found: List[str] = []
+    sections: Dict[str, int] = {}
+    keys: Dict[str, int] = {}
+    section = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        header = _SECTION_LINE.match(line)
+        if header:
+            section = header.group("section").strip()
+            if section in sections:
+                found.append(f"[{section}] appears twice (lines {sections[section]} and {number})")
+            sections.setdefault(section, number)
+            continue
+        entry = _KEY_LINE.match(line)
+        if entry and section:
+            key = entry.group("key").strip().lower()
+            where = f"{section}\0{key}"
+            if where in keys:
+                found.append(f"[{section}] {key}: set twice (lines {keys[where]} and {number})")
+            keys.setdefault(where, number)
+    return found
+
+
+def parse_text(text: str, path: str = "<string>",
+               problems: Optional[List[str]] = None) -> Config:
+    """The configuration in ``text``.  Raises ConfigError at the first problem; with a
+    ``problems`` list, appends every problem to it and carries on (``smss check``)."""
+    def problem(message: str) -> None:
+        if problems is None:
+            raise ConfigError(f"{path}: {message}")
+        problems.append(f"{path}: {message}")
+
+    parser = configparser.ConfigParser(interpolation=None, strict=problems is None)
+    if problems is not None:
+        for message in _duplicates(text):
+            problem(message)
     try:
         parser.read_string(text, source=path)
+    except configparser.MissingSectionHeaderError as exc:
+        if problems is None:
+            raise ConfigError(f"{path}: {exc}") from None
+        problems.append(f"{path}: line {exc.lineno}: no [section] before {exc.line.strip()!r}")
+        return Config({}, path, problems)
+    except configparser.ParsingError as exc:  # every bad line; the good ones were read
+        if problems is None:
+            raise ConfigError(f"{path}: {exc}") from None
+        for number, line in exc.errors:
+            problems.append(f"{path}: line {number}: cannot parse {line.strip()!r}")
     except configparser.Error as exc:
         raise ConfigError(f"{path}: {exc}") from None
     known_sections = {section for section, _ in KEYS}
@@ -476,13 +555,33 @@ def parse_text(text: str, path: str = "<string>") -> Config:
         elif section in known_sections:
             allowed = {key for s, key in KEYS if s == section}
         else:
-            raise ConfigError(f"{path}: unknown section [{section}]")
-        unknown = sorted(set(values) - allowed)
+            problem(f"unknown section [{section}]")
+            continue
         typeless = section.startswith(TRANSPORT_PREFIX) and allowed == {"type"}
-        if unknown and not typeless:  # (a bad type is reported by Config, with the choices)
-            raise ConfigError(f"{path}: [{section}] unknown key {unknown[0]!r}")
+        for key in sorted(set(values) - allowed):
+            if not typeless:  # (a bad type is reported by Config, with the choices)
+                problem(f"[{section}] unknown key {key!r}")
+            values.pop(key)
         raw[section] = values
-    return Config(raw, path)
+    return Config(raw, path, problems)
+
+
+def check_file(path: Optional[str] = None) -> Tuple[Config, List[str]]:
+    """Like ``load``, but every problem of the file at once: (configuration, problems),
+    the configuration taking defaults where a value is bad."""
+    problems: List[str] = []
+    explicit = path or os.environ.get("SMSS_CONFIG")
+    chosen = explicit or DEFAULT_PATH
+    try:
+        with open(chosen, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        if explicit:
+            return Config({}, ""), [f"{chosen}: no such file"]
+        return Config({}, ""), []
+    except (OSError, UnicodeDecodeError) as exc:
+        return Config({}, ""), [f"{chosen}: {getattr(exc, 'strerror', None) or exc}"]
+    return parse_text(text, chosen, problems), problems
 
 
 def load(path: Optional[str] = None) -> Config:

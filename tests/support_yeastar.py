@@ -21,6 +21,15 @@ What it speaks (seed 004):
   with ``--END SMS EVENT--``) and, for a send with an id, ``UpdateSMSSend`` with that
   ``ID`` and ``Status`` 1 (delivered) or 0.
 
+- ``gsm show spans`` and ``gsm show <span>`` (Yeastar's support article "How to Use TG
+  SMS API", "Check port status" / "Check specific port information"; the detail lines as
+  in public captures of TG100/TG200 answers: ``D-channel``, ``Status``, ``Manufacturer``,
+  ``Model Name``, ``Model IMEI``, ``Revision``, ``Network Name``, ``Network Status``,
+  ``Signal Quality (0,31)``, ``SIM IMSI``, ``SIM SMS Center Number``, ``State``).  The
+  TG's own CLI is also shown answering ``gsm show span <span>``; ``show_forms`` says which
+  of the two forms this TG knows.  ``span_status`` sets a port's status (e.g.
+  ``"Power on, Provisioned, Undetected SIM Card, Active,Standard"``).
+
 What seed 004 does not show and is assumed here: the other lines of the USSD output
 (``USSD Responses:0``, ``USSD Code:72``), an empty output for a send, the answer to an
 unknown span or command (``No such command ...``).
@@ -82,8 +91,12 @@ def block(*lines: str) -> bytes:
 class YeastarSim:
     def __init__(self, account: str = "apiuser", password: str = "s3cret", ports: int = 4,
                  ussd_answers: Optional[Dict[str, str]] = None, ussd_seconds: float = 0.05,
-                 report_seconds: float = 0.05, delivered: bool = True) -> None:
+                 report_seconds: float = 0.05, delivered: bool = True,
+                 show_forms: tuple = ("plain", "span"),
+                 span_status: Optional[Dict[int, str]] = None) -> None:
         self.account, self.password, self.ports = account, password, ports
+        self.show_forms = show_forms
+        self.span_status = dict(span_status or {})
         self.ussd_answers = dict(ussd_answers or {})
         self.ussd_seconds, self.report_seconds = ussd_seconds, report_seconds
         self.delivered = delivered
@@ -346,8 +359,39 @@ class YeastarSim:
             answer = self.ussd_answers.get(args[4], "Unknown service code")
             return ["USSD Responses:0", "USSD Code:72",
                     "USSD Message: " + answer.encode("utf-16-be").hex().upper()]
+        if args[:3] == ["gsm", "show", "spans"] and len(args) == 3:
+            return [f"GSM span {port + 1}: {self._status(port)}"
+                    for port in range(1, self.ports + 1)]
+        form = "span" if args[2:3] == ["span"] else "plain"
+        number = args[3:4] if form == "span" else args[2:3]
+        if (args[:2] == ["gsm", "show"] and len(args) == (4 if form == "span" else 3)
+                and form in self.show_forms and number[0].isdigit()):
+            port = int(number[0]) - 1
+            if not 1 <= port <= self.ports:
+                return [f"GSM span {number[0]} does not exist"]
+            return self._span_info(port)
         return [f"No such command '{command}' (type 'core show help {args[0] if args else ''}'"
                 " for other possible commands)"]
+
+
+    UP = "Power on, Provisioned, Up, Active,Standard"
+
+    def _status(self, port: int) -> str:
+        return self.span_status.get(port, self.UP)
+
+    def _span_info(self, port: int) -> List[str]:
+        up = self._status(port) == self.UP
+        return [f"D-channel: {port + 1}", f"Status: {self._status(port)}", "Type: CPE",
+                "Manufacturer: SIMCOM_Ltd", "Model Name: SIMCOM_SIM900",
+                f"Model IMEI: 01322700959613{port}", "Model CBAND: EGSM_MODE,ALL_BAND",
+                "Revision: 1137B13SIM900M64_ST",
+                f"Network Name: {'T-Mobile CZ' if up else ''}",
+                f"Network Status: {'Registered (Home network)' if up else 'Unregistered'}",
+                f"Signal Quality (0,31): {20 if up else -1}",
+                f"SIM IMSI: {'23001123456789' + str(port) if up else ''}",
+                f"SIM SMS Center Number: {'+420603052000' if up else ''}",
+                "Send SMS Center Number: Undefined", "Last event: D-Channel Up",
+                f"State: {'READY' if up else 'UNAVAILABLE'}", "Last send AT: AT+CREG?\\r\\n"]
 
 
 def _reply(request, status: int, body: str) -> None:

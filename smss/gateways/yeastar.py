@@ -14,6 +14,8 @@
   backslash escapes.  An AMI line cannot carry a line break: ``one_line`` says how a
   text is made to fit.
 - A USSD answer over AMI is a ``USSD Message: <UCS2 hex>`` line of the command output.
+- ``gsm show spans`` and ``gsm show <span>``: each port's state and its module, network,
+  signal and SIM (``parse_spans``, ``parse_span_info``).
 """
 
 from __future__ import annotations
@@ -207,3 +209,52 @@ def ussd_from_output(output: Sequence[str], fields: Sequence[Tuple[str, str]] = 
         if key.strip().lower() == "ussd message":
             return value.strip()
     return None
+
+
+# `gsm show spans` and `gsm show <span>` (Yeastar's "How to Use TG SMS API": "Check port
+# status" and "Check specific port information"; the same lines appear in public captures
+# of TG100/TG200 answers): "GSM span 2: Power on, Provisioned, Up, Active,Standard", and
+# "Key: value" lines such as "Model IMEI: 013227009596135", "Network Status: Registered
+# (Home network)", "Signal Quality (0,31): 20".  A TG that ends these lines with CRLF has
+# them parsed as AMI headers: both places are read.
+_SPAN_LINE = re.compile(r"^GSM\s+span\s+(\d+)\s*:\s*(.*)$", re.IGNORECASE)
+_INFO_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9 ()_,.-]*?)\s*:\s*(.*)$")
+_AMI_HEADERS = {"response", "privilege", "actionid", "message"}
+#: what ``smss doctor`` shows of ``gsm show <span>``
+SPAN_FACTS = ("Manufacturer", "Model Name", "Model IMEI", "Revision", "Network Name",
+              "Network Status", "Signal Quality (0,31)", "SIM IMSI", "SIM SMS Center Number",
+              "State")
+
+
+def _lines(output: Sequence[str], fields: Sequence[Tuple[str, str]]) -> List[str]:
+    return [line.strip() for line in output] + [
+        f"{key}: {value}" for key, value in fields if key.strip().lower() not in _AMI_HEADERS]
+
+
+def parse_spans(output: Sequence[str], fields: Sequence[Tuple[str, str]] = ()
+                ) -> Dict[int, str]:
+    """``gsm show spans``: {span: its status text}."""
+    spans = {}
+    for line in _lines(output, fields):
+        match = _SPAN_LINE.match(line)
+        if match:
+            spans[int(match.group(1))] = match.group(2).strip()
+    return spans
+
+
+def parse_span_info(output: Sequence[str], fields: Sequence[Tuple[str, str]] = ()
+                    ) -> Dict[str, str]:
+    """``gsm show <span>``: {"Model IMEI": "0132…", "Network Name": "…", …}."""
+    info: Dict[str, str] = {}
+    for line in _lines(output, fields):
+        match = _INFO_LINE.match(line)
+        if match:
+            info.setdefault(match.group(1).strip(), match.group(2).strip())
+    return info
+
+
+def span_is_up(status: str) -> bool:
+    """"Power on, Provisioned, Up, Active,Standard" is a usable port; "… Down …" or
+    "… Undetected SIM Card …" is not."""
+    words = [word.strip().lower() for word in status.split(",")]
+    return "up" in words

@@ -107,6 +107,20 @@ def wait_until(timeout: float, arrived: Callable[[], bool],
             time.sleep(pause)
 
 
+@dataclass
+class Probe:
+    """What a transport says about itself when asked without sending anything
+    (``smss check``, ``smss doctor``): facts in the order to show them, and the problems
+    among them (each a sentence a person can act on)."""
+
+    facts: List[Tuple[str, str]] = field(default_factory=list)
+    problems: List[str] = field(default_factory=list)
+
+    def add(self, label: str, value: Any) -> None:
+        if value not in (None, ""):
+            self.facts.append((label, str(value)))
+
+
 class Transport(abc.ABC):
     name: str = "transport"
     tracks_delivery: bool = False
@@ -154,6 +168,21 @@ class Transport(abc.ABC):
         """Run a USSD code ("*100#") and return the network's answer as text; raises
         SendFailed.  Transports that cannot do USSD keep this default."""
         raise SendFailed(PERMANENT, "USSD is not supported by this transport")
+
+    def probe(self) -> Probe:
+        """Reach the device, ask what it tells about itself, let go: nothing is sent and
+        nothing taken off it.  Raises SendFailed when it cannot be reached.  The default
+        opens the transport and reads its state."""
+        self.open()
+        try:
+            state = self.state()
+        finally:
+            self.close()
+        found = Probe()
+        found.add("registration", state.registration)
+        found.add("operator", state.operator)
+        found.add("signal", None if state.signal_dbm is None else f"{state.signal_dbm} dBm")
+        return found
 
     def wait(self, timeout: float, wake: Optional[threading.Event] = None) -> bool:
         """Block up to ``timeout`` seconds, or until ``wake`` is set; True when something

@@ -41,6 +41,7 @@ from smss.transports.base import (
     PERMANENT,
     TEMPORARY,
     Inbox,
+    Probe,
     SendFailed,
     Sent,
     Transport,
@@ -567,6 +568,26 @@ class GoipTransport(Transport):
                     return False
             else:
                 time.sleep(step)
+
+    def probe(self) -> Probe:
+        """send_status.xml (what the dispatcher reads between sends): the GoIP answers,
+        takes the login, and has the configured lines; each line's last job."""
+        statuses = self._status(opening=True)
+        found = Probe()
+        found.add("web server", f"{self.settings.base.host}:{self.settings.base.port}")
+        for line in sorted(statuses):
+            status = statuses[line]
+            mine = " (configured)" if line in self.settings.lines else ""
+            last = " ".join(filter(None, (status.status or "no job yet", status.id,
+                                          status.error)))
+            found.add(f"line {line}{mine}", f"last job: {last}")
+        missing = [line for line in self.settings.lines if line not in statuses]
+        if missing:
+            found.problems.append(f"the GoIP has no line {', '.join(map(str, missing))} "
+                                  f"(its lines: {', '.join(map(str, sorted(statuses)))})")
+        if self.settings.smpp_port:
+            found.add("receiving", f"SMPP port {self.settings.smpp_port} (not bound by a probe)")
+        return found
 
     def state(self) -> TransportState:
         parts = []

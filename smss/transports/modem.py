@@ -15,7 +15,10 @@ from typing import Callable, List, Optional, Sequence
 
 from smss.gsm.pdu import Deliver, StatusReport
 from smss.gsm.reassembly import reassemble
+from smss.modem.engine import AtEngine
 from smss.modem.errors import LinkDown, ModemError, ModemTimeout, NoNetwork, SimError
+from smss.modem.identify import identify
+from smss.modem.link import Link
 from smss.modem.session import ModemSession, ModemSettings
 from smss.transports.base import (
     DOWN,
@@ -25,6 +28,7 @@ from smss.transports.base import (
     DeliveryReport,
     InboundMessage,
     Inbox,
+    Probe,
     SendFailed,
     Sent,
     Transport,
@@ -204,6 +208,52 @@ class ModemTransport(Transport):
             log.info("modem status unavailable: %s", exc)
             return TransportState()
         return TransportState(status.signal_dbm, status.registration, status.operator)
+
+    def probe(self) -> Probe:
+        """The port opened (exclusively, when it is local) and the modem asked what
+        ``gammu identify`` and ``networkinfo`` show; no PIN is entered, nothing sent."""
+        s = self.settings
+        link = Link(s.device, baudrate=s.baudrate, read_timeout=s.read_timeout,
+                    write_timeout=max(s.command_timeout, 1.0))
+        try:
+            link.open()
+            found = identify(AtEngine(link, quiet_time=s.quiet_time), s.command_timeout)
+        except ModemError as exc:
+            raise failure(exc) from exc
+        finally:
+            link.close()
+        probe = Probe()
+        probe.add("device", s.device)
+        probe.add("manufacturer", found.manufacturer)
+        probe.add("model", found.model)
+        probe.add("revision", found.revision)
+        probe.add("IMEI", found.imei)
+        probe.add("SIM", found.sim)
+        probe.add("IMSI", found.imsi)
+        probe.add("registration", found.registration)
+        probe.add("operator", " ".join(filter(None, (found.operator, found.operator_code))))
+        if found.rssi is not None:
+            ber = "unknown" if found.ber is None else str(found.ber)
+            probe.add("signal", f"{found.signal_dbm} dBm (CSQ {found.rssi}, bit errors {ber})")
+        else:
+            probe.add("signal", "unknown")
+        probe.add("SMSC", found.smsc or (f"none on the SIM; [modem] smsc {s.smsc}"
+                                         if s.smsc else "none"))
+        for memory, used, total in dict.fromkeys(found.storage):  # (read, write, receive)
+            probe.add(f"storage {memory}", f"{used} of {total} used")
+        if found.sim == "SIM PIN" and not s.pin:
+            probe.problems.append("the SIM asks for its PIN and [modem] pin is empty")
+        elif found.sim not in ("READY", "SIM PIN", None):
+            probe.problems.append(f"the SIM is not ready: {found.sim}")
+        if found.sim == "READY" and found.registration is not None and not found.registered:
+            probe.problems.append(f"not registered in a network: {found.registration}")
+        if not found.smsc and not s.smsc and found.sim == "READY":
+            probe.problems.append("no SMS centre number on the SIM: set [modem] smsc")
+        for memory, used, total in found.storage[:1]:
+            if total and used >= total:
+                probe.problems.append(f"the message storage {memory} is full ({used} of "
+                                      f"{total}): nothing more can arrive")
+        return probe
 
     def wait(self, timeout: float, wake: Optional[threading.Event] = None) -> bool:
         """Sleep until +CMTI / +CDSI announces something, ``wake`` is set, or ``timeout``."""

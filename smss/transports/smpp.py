@@ -46,6 +46,7 @@ from smss.transports.base import (
     TEMPORARY,
     DeliveryReport,
     Inbox,
+    Probe,
     SendFailed,
     Sent,
     Transport,
@@ -356,6 +357,33 @@ class SmppTransport(Transport):
                 self._link(role)
             except SendFailed as exc:
                 log.warning("%s: %s", self.name, exc.reason)
+
+    def probe(self) -> Probe:
+        """A transmitter bind and an unbind: the SMSC takes the account, and a transmitter
+        is handed no messages, so nothing is taken from a running dispatcher."""
+        s = self.settings
+        link = Link(s.host, s.port, BindParams("transmitter", s.system_id, s.password,
+                                               s.system_type, s.interface_version),
+                    name=f"{self.name} probe", response_timeout=s.response_timeout,
+                    enquire_link_interval=0,
+                    on_incoming=lambda link, incoming: [p.ESME_RX_T_APPN] * len(incoming),
+                    on_down=lambda link, reason: None, clock=self._clock)
+        try:
+            link.open()
+        except BindRefused as exc:
+            kind = OPERATOR if exc.status in _BIND_OPERATOR else DOWN
+            raise SendFailed(kind, str(exc)) from None
+        except LinkDown as exc:
+            raise SendFailed(DOWN, str(exc)) from None
+        found = Probe()
+        found.add("SMSC", f"{s.host}:{s.port}")
+        found.add("bound as", f"{s.system_id or '(no system_id)'} (transmitter; then unbound)")
+        found.add("SMSC system_id", link.peer_system_id)
+        if link.peer_interface_version is not None:
+            version = link.peer_interface_version
+            found.add("SMSC interface version", f"{version >> 4}.{version & 15}")
+        link.close(min(s.response_timeout, 5.0))
+        return found
 
     def state(self) -> TransportState:
         """registration: each bind up or down (``trx up``, ``tx up, rx down``; the column

@@ -47,6 +47,7 @@ from smss.transports.base import (
     DeliveryReport,
     InboundMessage,
     Inbox,
+    Probe,
     SendFailed,
     Sent,
     Transport,
@@ -492,6 +493,66 @@ class YeastarTransport(Transport):
             return False
         self._signal.clear()
         return bool(self._receive and len(self._spool))
+
+    def probe(self) -> Probe:
+        """Over AMI: a login, ``gsm show spans`` and ``gsm show <span>`` for each port (the
+        TG's own answers: module, IMEI, network, signal, SIM), a logoff.  WebCGI alone has
+        no question that sends nothing: only whether its web server answers."""
+        s = self.settings
+        found = Probe()
+        if not s.ami_host:
+            assert s.base is not None
+            try:
+                answer = request(s.base, "GET", "/", timeout=s.http_timeout)
+            except HttpDown as exc:
+                raise SendFailed(DOWN, f"{self.name}: {exc.reason}") from None
+            found.add("WebCGI", f"the web server at {s.base.host}:{s.base.port} answers "
+                      f"(HTTP {answer.status}); the account is checked only by sending")
+            return found
+        client = AmiClient(s.ami_host, s.ami_port, s.account, s.password,
+                           timeout=s.response_timeout, keepalive=0, name=f"{self.name} probe")
+        try:
+            client.connect()
+        except AmiRefused as exc:
+            raise SendFailed(OPERATOR, f"{self.name}: {exc}: check [yeastar] account and "
+                             "password (and that the TG's API/AMI is enabled)") from None
+        except AmiDown as exc:
+            raise SendFailed(DOWN, f"{self.name}: {exc}") from None
+        try:
+            found.add("AMI", f"{s.ami_host}:{s.ami_port}, {client.banner}")
+            spans = proto.parse_spans(*self._ask(client, "gsm show spans"))
+            for port in s.ports:
+                span = port + proto.SPAN_OFFSET
+                if span not in spans:
+                    found.problems.append(f"the TG has no GSM port {port} (span {span})")
+                    continue
+                found.add(f"port {port}", spans[span])
+                if not proto.span_is_up(spans[span]):
+                    found.problems.append(f"GSM port {port} is not up: {spans[span]}")
+                # Yeastar's API guide says `gsm show <span>`; the TG's CLI also takes
+                # `gsm show span <span>`: the second when a TG knows only that one
+                info = proto.parse_span_info(*self._ask(client, f"gsm show {span}"))
+                if "D-channel" not in info:
+                    info = proto.parse_span_info(*self._ask(client, f"gsm show span {span}"))
+                for key in proto.SPAN_FACTS:
+                    found.add(f"  {key}", info.get(key))
+                network = info.get("Network Status", "")
+                if network and not network.lower().startswith("registered"):
+                    found.problems.append(f"GSM port {port}: {network}")
+        finally:
+            client.close()
+        return found
+
+    def _ask(self, client: AmiClient, command: str) -> Tuple[List[str], List[Tuple[str, str]]]:
+        try:
+            answer = client.action([("Action", "smscommand"), ("Command", command)],
+                                   self.settings.response_timeout)
+        except AmiDown as exc:
+            raise SendFailed(DOWN, f"{self.name}: {command}: {exc}") from None
+        if (answer.response or "").lower() == "error":
+            raise SendFailed(OPERATOR, f"{self.name}: {command} refused: "
+                             f"{answer.get('Message') or 'error'}")
+        return answer.output, answer.fields
 
     def state(self) -> TransportState:
         if not self.settings.ami_host:
