@@ -202,6 +202,8 @@ def test_exit_codes(argv, code, says):
     ("ussd", ["--via", "--timeout", "CODE"], ["--port", "--dir"]),
     ("user", ["add", "passwd", "delete", "list"], ["--port", "--via"]),
     ("run", ["--config"], ["--port", "--via", "--dir"]),
+    ("doctor", ["--via", "gammu identify"], ["--port", "--dir", "CODE"]),
+    ("check", ["section and key", "exit status"], ["--via", "--port"]),
 ])
 def test_each_command_has_its_own_help(command, has, lacks):
     done = run("smss", command, "--help")
@@ -215,8 +217,8 @@ def test_each_command_has_its_own_help(command, has, lacks):
 def test_the_general_help_lists_commands_not_their_options():
     done = run("smss", "--help")
     assert done.returncode == 0
-    for command in ("run", "start", "stop", "status", "migrate", "demo", "web", "user",
-                    "token", "ussd"):
+    for command in ("run", "start", "stop", "status", "migrate", "check", "doctor", "demo",
+                    "web", "user", "token", "ussd"):
         assert re.search(rf"^\s+{command}\s", done.stdout, re.M), command
     for option in ("--via", "--dir", "--port", "--control-port"):
         assert option not in done.stdout
