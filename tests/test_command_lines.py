@@ -22,7 +22,8 @@ SHELL_OPERATORS = {"|", "||", "&&", ";", "&", "(", ")", ";;", "<", ">", ">>", "2
 # what the templates in the manual stand for
 PLACEHOLDERS = {"FILE": "/etc/smss/smss.conf", "NAME": "alice", "CODE": "*100#",
                 "HOST": "127.0.0.1", "PORT": "2021", "P": "2021", "C": "2022", "D": "demo",
-                "SECONDS": "5", "RETRIES": "3", "PHONE": "+420608337726", "TEXT": "hello"}
+                "SECONDS": "5", "RETRIES": "3", "PHONE": "+420608337726", "TEXT": "hello",
+                "COMMAND": "status"}
 ALTERNATIVE = "\x00"  # a `a\|b` in a Markdown table cell: one command line per choice
 DRAWING = re.compile("[\u2500-\u257f]|-->")  # box-drawing: a diagram, not a shell line
 
@@ -77,7 +78,8 @@ def commands(text: str) -> Iterator[List[str]]:
                 tokens[index - 2] if index > 1 else "") in ("sh", "bash"):
             yield from commands(token)
         program = re.sub(r"^(/[\w/]*/s?bin/)", "", token)  # /usr/local/bin/smss: smss
-        if at_start and program in PROGRAMS:
+        man_page = tokens[index + 1:index + 2] == ["("]  # smss(8): a man page, no command
+        if at_start and program in PROGRAMS and not man_page:
             argv = [program]
             for word in tokens[index + 1:]:
                 if word in SHELL_OPERATORS:
