@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK (shell completion: smss.completion)
 """The ``check_and_send`` command: PID lock, passes, kicks, ``--loop``.
 
 One run takes the PID lock (a stale one from a dead pass is broken), runs a
@@ -25,7 +26,7 @@ from typing import List, Optional
 from check_and_send.dispatcher import Dispatcher, PassReport, Settings
 from check_and_send.hooks import OnReceive
 from check_and_send.lanes import Lanes
-from smss import logs
+from smss import completion, logs
 from smss.config import Config, ConfigError, load
 from smss.helpformat import HelpFormatter
 from smss.pidlock import LockHeld, PidLock
@@ -100,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    completion.enable(parser)
+    args = parser.parse_args(argv)
     try:
         config = load(args.config)
     except ConfigError as exc:

@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK (shell completion: smss.completion)
 """The ``smss`` command: run, start, stop, restart, status, migrate, check, doctor, demo,
 web, user, token, ussd; each a subcommand with its own options and ``--help``
 (``build_parser``), and ``-c FILE`` taken before or after the subcommand.
@@ -19,7 +20,7 @@ import sys
 import time
 from typing import Callable, List, Optional
 
-from smss import __version__, logs
+from smss import __version__, completion, logs
 from smss.config import Config, ConfigError, load
 from smss.helpformat import HelpFormatter
 from smss.pidlock import LockHeld, PidLock, pid_alive
@@ -175,6 +176,7 @@ def _accounts(commands, kind: str, what: str, actions: dict) -> dict:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
+    completion.enable(parser)
     args = parser.parse_args(argv)
     if args.command == "ussd" and not args.code:
         parser.error("ussd takes one CODE, e.g. smss ussd '*100#'")

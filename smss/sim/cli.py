@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK (shell completion: smss.completion)
 """``smss-modem-sim``: run the GSM modem simulator from the command line.
 
 Owns: the command-line options, logging setup for the process, printing where
@@ -16,6 +17,7 @@ import sys
 import threading
 from typing import List, Optional
 
+from smss import completion
 from smss.sim.runtime import Simulator
 from smss.sim.settings import REALISTIC, SimConfig
 
@@ -76,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    completion.enable(parser)
+    args = parser.parse_args(argv)
     level = logging.WARNING if not args.verbose else (logging.INFO if args.verbose == 1
                                                       else logging.DEBUG)
     logging.basicConfig(
