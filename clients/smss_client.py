@@ -233,10 +233,9 @@ def parse_servers(text: str, default_port: int) -> List[Server]:
 
 
 def _port_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"not a port number: {text!r}") from None
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"not a port number: {text!r}")
+    value = int(text)
     if not 0 < value < 65536:
         raise ValueError(f"port out of range: {value}")
     return value
