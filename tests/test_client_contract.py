@@ -324,14 +324,15 @@ def test_a_server_refusing_with_err_503_sends_everything_to_the_next(client):
 def test_a_silent_server_is_down_for_the_records_it_did_not_answer(client):
     """Accepted, then nothing within -t: the records go to the next server.  The silent
     one read them and could still store them: the documented risk of a duplicate."""
+    # -t also bounds the wait for the healthy second server: room for a loaded machine
     with ScriptedPeer(silent) as first, ScriptedPeer(store_all(201)) as second:
-        result = client.run([*at_all(first, second), "-t", "1", A + B])
+        result = client.run([*at_all(first, second), "-t", "3", A + B])
         first.close()
     assert result.status == 0, result
     assert result.lines == ["OK 201", "OK 202"]
     assert first.received == [(A + B).encode()]
     assert second.received == [(A + B).encode()]
-    assert f"{address(first)}: timed out after 1 s waiting for the server after 0 of 2" \
+    assert f"{address(first)}: timed out after 3 s waiting for the server after 0 of 2" \
         " replies" in result.stderr
 
 
@@ -395,7 +396,8 @@ def test_when_every_server_failed_the_rounds_start_again_after_a_backoff(client)
     assert process.returncode == 0, (stdout, stderr)
     assert stdout.decode().splitlines() == ["OK 101", "OK 102"]
     assert first.received == [(A + B).encode()]
-    assert second.received == [(A + B).encode()]
+    # once a round, until the first one listens (round 2 unless the machine is slow)
+    assert second.received and set(second.received) == {(A + B).encode()}
 
 
 def test_records_no_server_takes_in_any_round_fail(client):
