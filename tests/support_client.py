@@ -2,7 +2,9 @@
 
 ``ScriptedPeer`` is a throwaway server on 127.0.0.1 whose behaviour a test
 writes as a function of the connection (what a real smss server would not do:
-hang, hang up early, answer garbage).  The runners start one client build as
+hang, hang up early, answer garbage; or what it does only when its database
+is down, answer ``ERR 503``).  The scripts below answer in the words of the
+real server (smss/spooler/server.py).  The runners start one client build as
 a real process: ``smss_client.py`` under this Python, the native POSIX build of
 ``smssclient.c``, or ``SMSSClient.exe`` under Wine.
 """
@@ -16,6 +18,8 @@ import subprocess
 import sys
 import threading
 from typing import Callable, Dict, List, Optional, Sequence
+
+from smss.spooler.protocol import RecordParser
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIENT_PY = os.path.join(REPO, "clients", "smss_client.py")
@@ -138,6 +142,63 @@ def answer_after_eof(*lines: str) -> Callable:
         conn.sendall(b"".join(line.encode() + b"\r\n" for line in lines))
 
     return script
+
+
+# The real server's words (smss/spooler/server.py): a record whose transaction
+# failed, and a connection over max_connections (said at once, then closed).
+STORAGE_UNAVAILABLE = "ERR 503 storage unavailable, not stored"
+TOO_MANY_CONNECTIONS = "ERR 503 too many connections"
+
+
+def units_of(data: bytes) -> list:
+    """The units of ``data`` as the real server's parser sees them (one reply each)."""
+    parser = RecordParser()
+    return parser.feed(data) + parser.close()
+
+
+def answer_each(decide: Callable[[int, object], Optional[str]]) -> Callable:
+    """Script: read to the half-close, split the bytes into units with the server's
+    parser, answer unit ``index`` with ``decide(index, unit)``; ``None`` closes the
+    connection without answering that unit or any after it."""
+
+    def script(conn) -> None:
+        lines = []
+        for index, unit in enumerate(units_of(conn.read_until_eof())):
+            line = decide(index, unit)
+            if line is None:
+                break
+            lines.append(line.encode() + b"\r\n")
+        conn.sendall(b"".join(lines))
+
+    return script
+
+
+def store_all(first_id: int) -> Callable:
+    """Script: a healthy server; its ids count up from ``first_id`` across connections."""
+    counter = iter(range(first_id, first_id + 1_000_000))
+    return answer_each(lambda index, unit: f"OK {next(counter)}")
+
+
+def refuse(line: str) -> Callable:
+    """Script: the server's refusal (SpoolServer._refuse): say ``line`` before reading,
+    end the sending side, read what comes for a second, close."""
+
+    def script(conn) -> None:
+        conn.sendall(line.encode() + b"\r\n")
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(1)
+        try:
+            conn.recv(65536)
+        except socket.timeout:
+            pass
+
+    return script
+
+
+def silent(conn) -> None:
+    """Script: read everything, answer nothing, keep the connection open."""
+    conn.read_until_eof()
+    conn.hold()
 
 
 # --------------------------------------------------------------------------

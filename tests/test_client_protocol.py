@@ -1,8 +1,10 @@
-"""smss-client without sockets: escaping, counting replies, reply lines, settings, payloads.
+"""smss-client's pure parts: escaping, units and their spans, reply lines, servers, settings.
 
 The server's own parser (smss.spooler.protocol.RecordParser) is the oracle: what the
-client escapes must parse back to the same text, and the client must expect
-exactly as many replies as the server will send.
+client escapes must parse back to the same text, the client must expect
+exactly as many replies as the server will send, and each unit's byte span,
+sent again alone or with other units, must be the same record to the server.
+The failover loop is tested at the end against refused connections on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from smss.clients import smss_client as client
 from smss.spooler.protocol import Record, RecordParser
 
 
-def server_events(payload: bytes, split: int = 0):
+def server_events(payload: bytes, split: int = 0, max_record_bytes: int = 1 << 20):
     """What the server makes of ``payload``, fed whole or one byte at a time."""
-    parser = RecordParser(max_record_bytes=1 << 20)
+    parser = RecordParser(max_record_bytes=max_record_bytes)
     events = []
     if split:
         for index in range(len(payload)):
@@ -44,6 +46,41 @@ PROTOCOL_BYTES = st.lists(
 @example(b"#\x0b#1")
 def test_count_records_agrees_with_the_server_parser(payload):
     assert client.count_records(payload) == len(server_events(payload))
+
+
+@given(PROTOCOL_BYTES, st.sampled_from([1 << 20, 6]), st.data())
+@example(b"junk#1;a#2;b\r\n#123#  #3;x\\\nzz", 1 << 20, None)
+@example(b"#1;a\\\nxyz", 1 << 20, None)
+@example(b"#12345;67890#1;x", 6, None)
+def test_each_span_is_one_unit_and_spans_resent_are_the_same_units(payload, limit, data):
+    """Sent alone or joined for a resend, fed whole or one byte at a time, each span is
+    the unit the server answered in the whole payload (also an overlong one: ERR 413)."""
+    spans = client.record_spans(payload)
+    events = server_events(payload, max_record_bytes=limit)
+    assert len(spans) == len(events)
+    assert all(start < end for start, end in spans)
+    assert all(left[1] <= right[0] for left, right in zip(spans, spans[1:]))
+    for (start, end), event in zip(spans, events):
+        for split in (0, 1):
+            assert server_events(payload[start:end], split, limit) == [event]
+    everything = list(range(len(spans)))
+    assert client.resend_payload(payload, spans, everything) == payload
+    if data is None:  # the explicit examples: every other unit
+        chosen = everything[1::2]
+    else:
+        chosen = data.draw(st.lists(st.sampled_from(everything), unique=True).map(sorted)
+                           if spans else st.just([]))
+    resent = client.resend_payload(payload, spans, chosen)
+    for split in (0, 1):
+        assert server_events(resent, split, limit) == [events[index] for index in chosen]
+
+
+def test_record_spans_by_example():
+    payload = b"junk#1;a#2;b\r\n#123#  #3;x\\\nzz"
+    assert [payload[start:end] for start, end in client.record_spans(payload)] == [
+        b"junk", b"#1;a", b"#2;b", b"#123", b"#3;x\\", b"zz"]
+    assert client.resend_payload(payload, client.record_spans(payload), [1, 4]) == (
+        b"#1;a\n#3;x\\")
 
 
 @given(st.text(), st.sampled_from(["+420608337726", "420608337726", "00420 608 337 726"]))
@@ -108,9 +145,13 @@ def parse(argv, environ=None, stdin=None):
     return settings, args, parser
 
 
+def servers(*pairs):
+    return tuple(client.Server(host, port) for host, port in pairs)
+
+
 def test_defaults():
     settings, _, _ = parse(["#1;x"])
-    assert settings == client.Settings("127.0.0.1", 2021, 30.0, 3)
+    assert settings == client.Settings(servers(("127.0.0.1", 2021)), 30.0, 3)
 
 
 def test_options_beat_the_config_file_which_beats_the_environment(tmp_path):
@@ -118,11 +159,69 @@ def test_options_beat_the_config_file_which_beats_the_environment(tmp_path):
     config.write_text("[server]\nport = 1\n[client]\nhost = sms.example.net\ntimeout = 5\n")
     environ = {"SMSS_HOST": "env.example.net", "SMSS_PORT": "2500"}
     settings, _, _ = parse(["-c", str(config), "#1;x"], environ)
-    assert settings == client.Settings("sms.example.net", 2500, 5.0, 3)
+    assert settings == client.Settings(servers(("sms.example.net", 2500)), 5.0, 3)
     settings, _, _ = parse(["-c", str(config), "-a", "cli", "-p", "7", "-r", "0", "#1;x"], environ)
-    assert settings == client.Settings("cli", 7, 5.0, 0)
+    assert settings == client.Settings(servers(("cli", 7)), 5.0, 0)
     settings, _, _ = parse(["#1;x"], environ)
-    assert settings == client.Settings("env.example.net", 2500, 30.0, 3)
+    assert settings == client.Settings(servers(("env.example.net", 2500)), 30.0, 3)
+
+
+def test_a_list_of_servers_from_the_option_the_config_file_and_the_environment(tmp_path):
+    expected = servers(("sms1", 2022), ("sms2", 2500), ("::1", 2021), ("fe80::1", 2500))
+    config = tmp_path / "client.conf"
+    config.write_text("[client]\nhost = sms1:2022, sms2,[::1]:2021 ,fe80::1\nport = 2500\n")
+    assert parse(["-c", str(config), "#1;x"])[0].servers == expected
+    environ = {"SMSS_HOST": "sms1:2022, sms2,[::1]:2021 ,fe80::1", "SMSS_PORT": "2500"}
+    assert parse(["#1;x"], environ)[0].servers == expected
+    argv = ["-a", "sms1:2022, sms2,[::1]:2021 ,fe80::1", "-p", "2500", "#1;x"]
+    assert parse(argv)[0].servers == expected
+    assert parse(["-a", "a,b", "#1;x"], environ)[0].servers == servers(("a", 2500), ("b", 2500))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("sms.example.net", [("sms.example.net", 2021)]),
+    ("10.0.0.1:2022", [("10.0.0.1", 2022)]),
+    ("a,b:1, c ", [("a", 2021), ("b", 1), ("c", 2021)]),
+    ("[::1]:2022", [("::1", 2022)]),
+    ("[2001:db8::7]", [("2001:db8::7", 2021)]),
+    ("2001:db8::7", [("2001:db8::7", 2021)]),
+])
+def test_parse_servers(text, expected):
+    assert client.parse_servers(text, 2021) == [client.Server(*pair) for pair in expected]
+
+
+@pytest.mark.parametrize("text", ["", "a,", ",a", "a,,b", "a:", "a:http", "a:0", "a:65536",
+                                  ":2021", "[::1", "[::1]2021", "[]:1", "a b", "[::1]:"])
+def test_parse_servers_rejects(text):
+    with pytest.raises(ValueError):
+        client.parse_servers(text, 2021)
+
+
+def test_server_labels():
+    assert client.Server("10.0.0.1", 2021).label == "10.0.0.1:2021"
+    assert client.Server("::1", 2021).label == "[::1]:2021"
+
+
+@pytest.mark.parametrize("argv, environ, config", [
+    (["-a", "a,,b", "#1;x"], {}, None),
+    (["-a", "a:x", "#1;x"], {}, None),
+    (["-a", "", "#1;x"], {}, None),
+    (["#1;x"], {"SMSS_HOST": "[::1"}, None),
+    (["#1;x"], {}, "[client]\nhost = a,\n"),
+])
+def test_a_bad_list_of_servers_is_a_usage_error(tmp_path, argv, environ, config):
+    if config is not None:
+        path = tmp_path / "client.conf"
+        path.write_text(config)
+        argv = ["-c", str(path), *argv]
+    with pytest.raises(SystemExit) as stop:
+        parse(argv, environ)
+    assert stop.value.code == 2
+
+
+def test_describe_names_record_numbers_in_runs():
+    assert client.describe([1]) == "record 2"
+    assert client.describe([0, 1, 2, 4, 6, 7]) == "records 1-3, 5, 7-8"
 
 
 @pytest.mark.parametrize("text", ["[client]\nhots = x\n", "[client]\nport = many\n", "no section"])
@@ -198,14 +297,27 @@ def test_bad_option_values_are_usage_errors(argv):
     assert stop.value.code == 2
 
 
-def test_connect_retries_with_doubling_backoff_and_then_gives_up():
-    port = _closed_port()
-    slept, retried = [], []
-    with pytest.raises(client.ConnectError) as failure:
-        client.connect("127.0.0.1", port, 5.0, 3, lambda reason, delay: retried.append(delay),
-                       sleep=slept.append)
-    assert slept == retried == [0.5, 1.0, 2.0]
-    assert f"127.0.0.1:{port}" in str(failure.value)
+def test_rounds_over_every_server_with_doubling_backoff_and_then_give_up():
+    """No server reachable: each round tries every server at once, rounds wait 0.5 s doubling."""
+    down = [client.Server("127.0.0.1", _closed_port()), client.Server("127.0.0.1", _closed_port())]
+    slept, reported = [], []
+    delivery = client.send_records(b"#1;a#2;b", down, 5.0, 3, reported.append, slept.append)
+    assert slept == [0.5, 1.0, 2.0]
+    assert delivery.tries == 8
+    assert delivery.replies == [None, None] and delivery.sent == [False, False]
+    assert not delivery.ok
+    connects = [line for line in reported if line.startswith("cannot connect to ")]
+    assert [line.split(":")[1] for line in connects] == [str(down[0].port), str(down[1].port)] * 4
+    assert [line for line in reported if "retrying" in line] == [
+        f"records 1-2 not taken by any server; retrying in {delay} s"
+        for delay in ("0.5", "1", "2")]
+    assert client.summary(delivery) == [
+        "records 1-2 not sent: no server could be reached"]
+
+
+def test_nothing_to_send_is_an_error():
+    with pytest.raises(client.ClientError):
+        client.send_records(b"  \r\n# ", [client.Server("127.0.0.1", 9)], 5.0, 0)
 
 
 def _closed_port() -> int:

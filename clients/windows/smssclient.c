@@ -1,17 +1,29 @@
 /*
- * SMSSClient -- hand SMS records to an smss server and wait until each is stored.
+ * SMSSClient -- hand SMS records to smss servers and wait until each is stored.
  *
  * The Windows client for scheduled tasks (SMSSClient.exe) and, from the same
  * source, a native POSIX build.  It follows the contract of smss-client
- * (clients/smss_client.py): same options, same wire protocol, same exit
- * status.  It needs only the system DLLs (kernel32, ws2_32, shell32, msvcrt).
+ * (clients/smss_client.py): same options, same wire protocol, same failover,
+ * same exit status.  It needs only the system DLLs (kernel32, ws2_32,
+ * shell32, msvcrt).
  *
  *   SMSSClient.exe -a 192.168.1.1 #420608337726;Zprava
- *   SMSSClient.exe -a 192.168.1.1 -n +420608337726 -m "Záloha selhala"
+ *   SMSSClient.exe -a 192.168.1.1,192.168.1.2 -n +420608337726 -m "Záloha selhala"
  *
- * Exit status: 0 every record was acknowledged "OK <id>"; 1 anything else
- * (no connection, refused, ERR, timeout, connection closed early); 2 bad
- * usage.  Only connecting is retried; records are never sent twice.
+ * Failover: the servers of -a (HOST, HOST:PORT, [IPv6]:PORT, comma separated)
+ * are tried in order.  The payload is split into the units the server answers
+ * (record_spans: one reply per record, one per run of junk).  A unit answered
+ * "OK <id>" is done, and so is one answered with any other ERR than ERR 503
+ * (final).  A unit answered ERR 503 or not answered at all (no connection, no
+ * reply within -t, connection lost, a peer that is not an smss server) goes to
+ * the next server with the other open units.  After the last server, -r more
+ * rounds over the list follow, 0.5 s apart, doubling.  A unit sent but not
+ * answered may have been committed: sending it again can store it twice (an
+ * alert twice beats an alert lost; the HTTP API's Idempotency-Key is the way
+ * to exactly once).
+ *
+ * Exit status: 0 every record was acknowledged "OK <id>" (by whichever
+ * server); 1 anything else; 2 bad usage.
  *
  * On Windows the arguments are taken as UTF-16 (wmain, -municode) and turned
  * into UTF-8, so text typed on a Czech Windows arrives intact.
@@ -64,6 +76,7 @@ typedef size_t io_len;
 #define MAX_REPLY_LINE 65536
 #define MAX_SECONDS 86400 /* the longest -t */
 #define MAX_RETRIES 1000
+#define MAX_SERVER_LABEL 300
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
 
@@ -114,7 +127,7 @@ static void usage_error(const char *fmt, ...)
 static void help(void)
 {
     printf(
-        "usage: " PROG " [-a HOST] [-p PORT] [-t SECONDS] [-r RETRIES] [-q] #PHONE;TEXT[#PHONE;TEXT...]\n"
+        "usage: " PROG " [-a HOST[,HOST...]] [-p PORT] [-t SECONDS] [-r RETRIES] [-q] #PHONE;TEXT[#PHONE;TEXT...]\n"
         "       " PROG " [options] -n PHONE [-n PHONE...] -m TEXT\n"
         "       " PROG " [options] -n PHONE [-n PHONE...] [-m -] < file\n"
         "\n"
@@ -124,18 +137,24 @@ static void help(void)
         "and -m (or the text on stdin, UTF-8) the text is escaped for you.\n"
         "\n"
         "options:\n"
-        "  -a, --host HOST       server host (default $SMSS_HOST, else " DEFAULT_HOST ")\n"
-        "  -p, --port PORT       server port (default $SMSS_PORT, else 2021)\n"
-        "  -t, --timeout SECONDS wait for the connection, and then for all replies (30)\n"
-        "  -r, --retries N       connection attempts to repeat, backoff 0.5 s doubling (3)\n"
+        "  -a, --host HOST,...   servers to try in order: HOST, HOST:PORT or [IPv6]:PORT\n"
+        "                        (default $SMSS_HOST, else " DEFAULT_HOST ")\n"
+        "  -p, --port PORT       port of the servers given without one ($SMSS_PORT, 2021)\n"
+        "  -t, --timeout SECONDS wait for each connection, and then for its replies (30)\n"
+        "  -r, --retries N       rounds over the servers to repeat, backoff 0.5 s doubling (3)\n"
         "  -n, --number PHONE    recipient; repeat for several recipients of one text\n"
         "  -m, --message TEXT    message text for -n; '-' reads it from stdin\n"
         "  -q, --quiet           print nothing on success\n"
         "  -h, --help            this help\n"
         "\n"
-        "output: one line 'OK <id>' on stdout per record stored; failures on stderr.\n"
-        "exit status: 0 every record acknowledged OK; 1 anything else (no connection,\n"
-        "refused, ERR, timeout, closed early); 2 bad usage. Records are never sent twice.\n");
+        "output: one line 'OK <id>' on stdout per record stored, in record order;\n"
+        "failures on stderr, and after a failover which server stored which records.\n"
+        "exit status: 0 every record acknowledged OK; 1 anything else (no server took\n"
+        "it, ERR, no reply); 2 bad usage.\n"
+        "several servers: a record answered ERR 503 or not answered (no connection, no\n"
+        "reply within -t, connection lost) goes to the next server; other ERR replies\n"
+        "are final. A record sent but not answered may have been stored: the next\n"
+        "server can store it a second time.\n");
 }
 
 static double now(void)
@@ -210,58 +229,129 @@ static void escape_text(struct buf *out, const char *text, size_t len)
     }
 }
 
-/* How many replies the server owes for the payload, read as the server reads
- * it (smss/protocol.py): a record starts at '#' and ends at the next unescaped
- * '#', at CR/LF or at the end; in TEXT '\' escapes the next byte (not a line
- * end).  "#PHONE;TEXT" and "#PHONE" without ';' get one reply each; blanks
- * between records and an empty '#' get none; other bytes outside a record get
- * one error reply per run up to the next '#' or line end. */
+/* The units the server answers in the payload, as byte spans, read as the
+ * server reads it (smss/spooler/protocol.py): a record starts at '#' and ends
+ * at the next unescaped '#', at CR/LF or at the end; in TEXT '\' escapes the
+ * next byte (not a line end).  "#PHONE;TEXT" and "#PHONE" without ';' get one
+ * reply each; blanks between records and an empty '#' get none; other bytes
+ * outside a record get one error reply per run up to the next '#' or line end.
+ * A span runs from the unit's first byte to its end, without the byte that
+ * ended it: sent alone, or joined to others by LF, it is the same unit again. */
 enum { OUTSIDE, JUNK, PHONE, TEXT };
 
-static size_t count_records(const char *payload, size_t len)
+struct unit {
+    size_t start, end; /* the span in the payload */
+    char *reply;       /* the last reply line it got, or NULL */
+    int server;        /* index of the server that gave it, or -1 */
+    int sent;          /* its bytes went out to some server */
+};
+
+static void add_unit(struct unit **units, size_t *n, size_t *cap, size_t start, size_t end)
 {
-    size_t i, count = 0;
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *units = realloc(*units, *cap * sizeof **units);
+        if (!*units)
+            die_memory();
+    }
+    (*units)[*n].start = start;
+    (*units)[*n].end = end;
+    (*units)[*n].reply = NULL;
+    (*units)[*n].server = -1;
+    (*units)[*n].sent = 0;
+    (*n)++;
+}
+
+static size_t record_spans(const char *payload, size_t len, struct unit **units)
+{
+    size_t i, n = 0, cap = 0, start = 0;
     int state = OUTSIDE, phone_seen = 0, escaped = 0;
+    *units = NULL;
     for (i = 0; i < len; i++) {
         char c = payload[i];
         int eol = c == '\r' || c == '\n';
         if (state == TEXT) {
             if (escaped) {
                 escaped = 0;
-                if (eol)
+                if (eol) {
+                    add_unit(units, &n, &cap, start, i);
                     state = OUTSIDE;
+                }
             } else if (c == '\\')
                 escaped = 1;
-            else if (c == '#') {
-                state = PHONE;
+            else if (c == '#' || eol) {
+                add_unit(units, &n, &cap, start, i);
+                state = c == '#' ? PHONE : OUTSIDE;
+                start = i;
                 phone_seen = 0;
-            } else if (eol)
-                state = OUTSIDE;
+            }
         } else if (state == PHONE) {
             if (c == ';') {
-                count++;
                 state = TEXT;
                 escaped = 0;
             } else if (c == '#' || eol) {
                 if (phone_seen)
-                    count++;
+                    add_unit(units, &n, &cap, start, i);
                 state = c == '#' ? PHONE : OUTSIDE;
+                start = i;
                 phone_seen = 0;
             } else if (c == '\0' || !strchr(" \t\v\f", c))
                 phone_seen = 1;
-        } else if (c == '#') {
-            state = PHONE;
+        } else if (c == '#' || eol) {
+            if (state == JUNK)
+                add_unit(units, &n, &cap, start, i);
+            state = c == '#' ? PHONE : OUTSIDE;
+            start = i;
             phone_seen = 0;
-        } else if (eol)
-            state = OUTSIDE;
-        else if (state == OUTSIDE && c != ' ' && c != '\t') {
-            count++;
-            state = JUNK;
+        } else if (state == OUTSIDE && c != ' ' && c != '\t' && c != '\0') {
+            state = JUNK; /* junk before a record: one error reply */
+            start = i;
         }
     }
-    if (state == PHONE && phone_seen)
-        count++;
-    return count;
+    if (state == TEXT || state == JUNK || (state == PHONE && phone_seen))
+        add_unit(units, &n, &cap, start, len);
+    return n;
+}
+
+/* The bytes that carry the open units and nothing else: every unit, the
+ * payload as it is; some, their spans joined by LF (which ends a record
+ * without changing it). */
+static void resend_payload(struct buf *out, const char *payload, size_t len,
+                           const struct unit *units, size_t count, const size_t *open, size_t nopen)
+{
+    size_t j;
+    out->len = 0;
+    if (nopen == count) {
+        buf_add(out, payload, len);
+        return;
+    }
+    for (j = 0; j < nopen; j++) {
+        const struct unit *u = &units[open[j]];
+        if (j)
+            buf_adds(out, "\n");
+        buf_add(out, payload + u->start, u->end - u->start);
+    }
+}
+
+/* Record numbers for people: "record 2", "records 1-3, 5". */
+static void describe(struct buf *out, const size_t *indexes, size_t n)
+{
+    size_t j = 0;
+    char number[64];
+    out->len = 0;
+    buf_adds(out, n == 1 ? "record " : "records ");
+    while (j < n) {
+        size_t run = j;
+        while (run + 1 < n && indexes[run + 1] == indexes[run] + 1)
+            run++;
+        if (run == j)
+            snprintf(number, sizeof number, "%s%lu", j ? ", " : "", (unsigned long)indexes[j] + 1);
+        else
+            snprintf(number, sizeof number, "%s%lu-%lu", j ? ", " : "",
+                     (unsigned long)indexes[j] + 1, (unsigned long)indexes[run] + 1);
+        buf_adds(out, number);
+        j = run + 1;
+    }
 }
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), or 0 with *bad set to
@@ -436,7 +526,8 @@ static int wait_socket(sock_t s, int want_write, double deadline)
 }
 
 /* One connection attempt to every address of host; BAD_SOCKET with why set. */
-static sock_t connect_once(const char *host, int port, double timeout, char *why, size_t whylen)
+static sock_t connect_once(const char *host, int port, const char *label, double timeout,
+                           char *why, size_t whylen)
 {
     struct addrinfo hints, *list = NULL, *ai;
     char service[16];
@@ -450,9 +541,9 @@ static sock_t connect_once(const char *host, int port, double timeout, char *why
     rc = getaddrinfo(host, service, &hints, &list);
     if (rc != 0) {
 #ifdef _WIN32
-        snprintf(why, whylen, "cannot connect to %s:%d: unknown host (error %d)", host, port, rc);
+        snprintf(why, whylen, "cannot connect to %s: unknown host (error %d)", label, rc);
 #else
-        snprintf(why, whylen, "cannot connect to %s:%d: %s", host, port, gai_strerror(rc));
+        snprintf(why, whylen, "cannot connect to %s: %s", label, gai_strerror(rc));
 #endif
         return BAD_SOCKET;
     }
@@ -485,30 +576,10 @@ static sock_t connect_once(const char *host, int port, double timeout, char *why
     }
     freeaddrinfo(list);
     if (timed_out)
-        snprintf(why, whylen, "cannot connect to %s:%d: timed out after %g s", host, port, timeout);
+        snprintf(why, whylen, "cannot connect to %s: timed out after %g s", label, timeout);
     else
-        snprintf(why, whylen, "cannot connect to %s:%d: %s", host, port, socket_error_text(code));
+        snprintf(why, whylen, "cannot connect to %s: %s", label, socket_error_text(code));
     return BAD_SOCKET;
-}
-
-static sock_t connect_with_retries(const char *host, int port, double timeout, int retries)
-{
-    double delay = FIRST_BACKOFF;
-    char why[512];
-    int attempt;
-    for (attempt = 0;; attempt++) {
-        sock_t s = connect_once(host, port, timeout, why, sizeof why);
-        if (s != BAD_SOCKET)
-            return s;
-        if (attempt >= retries) {
-            fprintf(stderr, PROG ": %s\n", why);
-            return BAD_SOCKET;
-        }
-        fprintf(stderr, PROG ": %s; retrying in %g s\n", why, delay);
-        fflush(stderr);
-        sleep_seconds(delay);
-        delay *= 2;
-    }
 }
 
 /* Check one reply line; 1 "OK <id>...", 0 "ERR <code>...", -1 not a reply at all. */
@@ -521,6 +592,12 @@ static int parse_reply(const char *line)
     return -1;
 }
 
+/* A final reply: anything but ERR 503, which sends the record to the next server. */
+static int reply_final(const char *line)
+{
+    return !(strncmp(line, "ERR 503", 7) == 0 && (line[7] == '\0' || line[7] == ' '));
+}
+
 static int only_blanks(const char *s, size_t n)
 {
     size_t i;
@@ -530,27 +607,39 @@ static int only_blanks(const char *s, size_t n)
     return 1;
 }
 
-/* Send the payload, half-close, read one reply per record; the exit status. */
-static int exchange(sock_t s, const char *payload, size_t len, size_t expected, double timeout)
+static char *copy_string(const char *s)
+{
+    char *copy = malloc(strlen(s) + 1);
+    if (!copy)
+        die_memory();
+    strcpy(copy, s);
+    return copy;
+}
+
+/* Send the body, half-close, read up to expected reply lines into replies[]
+ * (each malloc'd).  Returns how many came; when fewer, problem says why
+ * (timeout, connection closed or lost, also while sending, not a reply). */
+static size_t exchange(sock_t s, const char *body, size_t len, size_t expected, double timeout,
+                       char **replies, char *problem, size_t problemlen)
 {
     double deadline = now() + timeout;
-    size_t sent = 0, replies = 0, failures = 0;
+    size_t sent = 0, got = 0;
     struct buf in = {0};
     int eof = 0;
-    char problem[256] = "";
 
+    *problem = '\0';
     while (sent < len) {
         int r = wait_socket(s, 1, deadline), n;
         if (r == 0) {
-            fprintf(stderr, PROG ": timed out after %g s while sending\n", timeout);
-            return EXIT_FAIL;
+            snprintf(problem, problemlen, "timed out after %g s while sending", timeout);
+            return 0;
         }
-        n = r < 0 ? -1 : (int)send(s, payload + sent, (io_len)(len - sent > 65536 ? 65536 : len - sent), 0);
+        n = r < 0 ? -1 : (int)send(s, body + sent, (io_len)(len - sent > 65536 ? 65536 : len - sent), 0);
         if (n < 0 && r > 0 && would_block(last_socket_error()))
             continue;
         if (n <= 0) {
             /* A server that refuses (ERR 403, ERR 503) hangs up at once: read its reason. */
-            snprintf(problem, sizeof problem, "connection lost while sending: %s",
+            snprintf(problem, problemlen, "connection lost while sending: %s",
                      socket_error_text(last_socket_error()));
             break;
         }
@@ -560,7 +649,7 @@ static int exchange(sock_t s, const char *payload, size_t len, size_t expected, 
      * already hung up this fails, and what it said may still be readable. */
     shutdown(s, SHUT_WR);
 
-    while (replies < expected) {
+    while (got < expected) {
         char *newline = in.len ? memchr(in.data, '\n', in.len) : NULL;
         char chunk[4096];
         int r, n;
@@ -568,43 +657,31 @@ static int exchange(sock_t s, const char *payload, size_t len, size_t expected, 
             /* one whole line, or the unterminated last one before the end */
             size_t linelen = newline ? (size_t)(newline - in.data) : in.len;
             size_t used = newline ? linelen + 1 : in.len;
-            int kind;
             if (linelen && in.data[linelen - 1] == '\r')
                 linelen--;
             in.data[linelen] = '\0';
-            kind = parse_reply(in.data);
-            if (kind < 0) {
-                fprintf(stderr, PROG ": unexpected reply from the server: '%.200s'\n", in.data);
-                free(in.data);
-                return EXIT_FAIL;
+            if (parse_reply(in.data) < 0) {
+                snprintf(problem, problemlen, "unexpected reply from the server: '%.200s'", in.data);
+                break;
             }
-            replies++;
-            if (kind == 1) {
-                if (!quiet)
-                    printf("%s\n", in.data);
-            } else {
-                failures++;
-                fprintf(stderr, PROG ": record %lu: %s\n", (unsigned long)replies, in.data);
-            }
+            replies[got++] = copy_string(in.data);
             memmove(in.data, in.data + used, in.len - used);
             in.len -= used;
             continue;
         }
         if (eof) {
             if (!*problem)
-                snprintf(problem, sizeof problem, "the server closed the connection");
+                snprintf(problem, problemlen, "the server closed the connection");
             break;
         }
         if (in.len > MAX_REPLY_LINE) {
-            fprintf(stderr, PROG ": reply line too long: this is not an smss server\n");
-            free(in.data);
-            return EXIT_FAIL;
+            snprintf(problem, problemlen, "reply line too long: this is not an smss server");
+            break;
         }
         r = wait_socket(s, 0, deadline);
         if (r == 0) {
             if (!*problem)
-                snprintf(problem, sizeof problem, "timed out after %g s waiting for the server",
-                         timeout);
+                snprintf(problem, problemlen, "timed out after %g s waiting for the server", timeout);
             break;
         }
         n = r < 0 ? -1 : (int)recv(s, chunk, sizeof chunk, 0);
@@ -612,7 +689,7 @@ static int exchange(sock_t s, const char *payload, size_t len, size_t expected, 
             continue;
         if (n < 0) {
             if (!*problem)
-                snprintf(problem, sizeof problem, "connection lost: %s",
+                snprintf(problem, problemlen, "connection lost: %s",
                          socket_error_text(last_socket_error()));
             break;
         }
@@ -622,26 +699,236 @@ static int exchange(sock_t s, const char *payload, size_t len, size_t expected, 
             buf_add(&in, chunk, (size_t)n);
     }
     free(in.data);
-    fflush(stdout);
-    if (replies >= expected)
+    if (got >= expected)
         *problem = '\0';
-    if (*problem)
-        fprintf(stderr,
-                PROG ": %s after %lu of %lu replies; a record without a reply may or may not be stored\n",
-                problem, (unsigned long)replies, (unsigned long)expected);
-    return *problem || failures ? EXIT_FAIL : 0;
+    return got;
+}
+
+/* ------------------------------------------------------------- failover */
+
+struct server {
+    char *entry; /* the allocation host points into */
+    char *host;
+    int port;
+    char label[MAX_SERVER_LABEL]; /* host:port, an IPv6 address in brackets */
+};
+
+/* Hand every unit to the first server that gives it a final reply: each round
+ * tries the servers in order with the units still open (never answered, or
+ * answered ERR 503); an unreachable server costs no wait.  After a round that
+ * left units open, retries more rounds follow, 0.5 s apart, doubling.  Each
+ * thing that goes wrong is said on stderr.  Returns the servers contacted. */
+static size_t deliver(const char *payload, size_t len, struct unit *units, size_t count,
+                      const struct server *servers, size_t nservers, double timeout, long retries)
+{
+    size_t *open = malloc(count * sizeof *open), nopen = count, tries = 0, j;
+    char **replies = calloc(count, sizeof *replies);
+    struct buf body = {0}, names = {0};
+    double delay = FIRST_BACKOFF;
+    long round;
+
+    if (!open || !replies)
+        die_memory();
+    for (j = 0; j < count; j++)
+        open[j] = j;
+    for (round = 0; round <= retries && nopen; round++) {
+        size_t k;
+        if (round) {
+            describe(&names, open, nopen);
+            fprintf(stderr, PROG ": %s not taken by any server; retrying in %g s\n", names.data, delay);
+            fflush(stderr);
+            sleep_seconds(delay);
+            delay *= 2;
+        }
+        for (k = 0; k < nservers && nopen; k++) {
+            const struct server *server = &servers[k];
+            char why[512], problem[512];
+            size_t got, still = 0;
+            sock_t s;
+            tries++;
+            s = connect_once(server->host, server->port, server->label, timeout, why, sizeof why);
+            if (s == BAD_SOCKET) {
+                fprintf(stderr, PROG ": %s\n", why);
+                continue;
+            }
+            resend_payload(&body, payload, len, units, count, open, nopen);
+            got = exchange(s, body.data, body.len, nopen, timeout, replies, problem, sizeof problem);
+            close_socket(s);
+            for (j = 0; j < got; j++) {
+                struct unit *u = &units[open[j]];
+                free(u->reply);
+                u->reply = replies[j];
+                replies[j] = NULL;
+                u->server = (int)k;
+                if (!reply_final(u->reply)) {
+                    fprintf(stderr, PROG ": %s: record %lu: %s\n", server->label,
+                            (unsigned long)open[j] + 1, u->reply);
+                    open[still++] = open[j];
+                }
+            }
+            for (j = 0; j < nopen; j++)
+                units[open[j]].sent = 1;
+            if (got < nopen) {
+                fprintf(stderr, PROG ": %s: %s after %lu of %lu replies\n", server->label, problem,
+                        (unsigned long)got, (unsigned long)nopen);
+                for (j = got; j < nopen; j++)
+                    open[still++] = open[j];
+            }
+            nopen = still;
+            fflush(stderr);
+        }
+    }
+    free(open);
+    free(replies);
+    free(body.data);
+    free(names.data);
+    return tries;
+}
+
+/* stdout: "OK <id>" per record stored, in record order; stderr: who stored
+ * what (after a failover) and what failed.  The exit status. */
+static int report(const struct unit *units, size_t count, const struct server *servers,
+                  size_t tries)
+{
+    size_t i, j, n;
+    size_t *list = malloc(count * sizeof *list);
+    char *done = calloc(count, 1);
+    struct buf names = {0};
+    int failed = 0;
+
+    if (!list || !done)
+        die_memory();
+    for (i = 0; i < count; i++) {
+        if (units[i].reply && parse_reply(units[i].reply) == 1) {
+            if (!quiet)
+                printf("%s\n", units[i].reply);
+        } else
+            failed = 1;
+    }
+    fflush(stdout);
+    for (i = 0; tries > 1 && i < count; i++) {
+        const char *label;
+        if (done[i] || !units[i].reply || parse_reply(units[i].reply) != 1)
+            continue;
+        label = servers[units[i].server].label;
+        for (j = i, n = 0; j < count; j++)
+            if (units[j].reply && parse_reply(units[j].reply) == 1 &&
+                strcmp(servers[units[j].server].label, label) == 0) {
+                done[j] = 1;
+                list[n++] = j;
+            }
+        describe(&names, list, n);
+        fprintf(stderr, PROG ": %s stored %s\n", label, names.data);
+    }
+    for (i = 0; i < count; i++)
+        if (units[i].reply && parse_reply(units[i].reply) != 1)
+            fprintf(stderr, PROG ": record %lu: %s\n", (unsigned long)i + 1, units[i].reply);
+    for (i = 0, n = 0; i < count; i++)
+        if (!units[i].reply && !units[i].sent)
+            list[n++] = i;
+    if (n) {
+        describe(&names, list, n);
+        fprintf(stderr, PROG ": %s not sent: no server could be reached\n", names.data);
+    }
+    for (i = 0, n = 0; i < count; i++)
+        if (!units[i].reply && units[i].sent)
+            list[n++] = i;
+    if (n) {
+        describe(&names, list, n);
+        fprintf(stderr, PROG ": %s: no reply from any server; a record without a reply may or may not be stored\n",
+                names.data);
+    }
+    free(list);
+    free(done);
+    free(names.data);
+    return failed ? EXIT_FAIL : 0;
 }
 
 /* ---------------------------------------------------------- command line */
 
+/* A whole number from lo to hi, digits only (no sign, no spaces). */
 static int parse_int(const char *text, long lo, long hi, long *value)
 {
     char *end;
-    long v = strtol(text, &end, 10);
-    if (!*text || *end || v < lo || v > hi)
+    long v;
+    if (*text < '0' || *text > '9')
+        return 0;
+    v = strtol(text, &end, 10);
+    if (*end || v < lo || v > hi)
         return 0;
     *value = v;
     return 1;
+}
+
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* "host1,host2:2022,[::1]:2021": the servers in order (usage error for a bad
+ * list).  An entry without a port gets default_port; an IPv6 address takes a
+ * port only in brackets (a bare ::1 is an address without a port). */
+static size_t parse_servers(const char *text, long default_port, const char *source,
+                            struct server **out)
+{
+    size_t n = 0, cap = 0;
+    const char *p = text;
+    *out = NULL;
+    for (;;) {
+        const char *comma = strchr(p, ','), *end = comma ? comma : p + strlen(p), *colon;
+        char *entry, *host, *port_text = NULL;
+        long port = default_port;
+        size_t len, colons = 0, k;
+        while (p < end && is_blank(*p))
+            p++;
+        while (end > p && is_blank(end[-1]))
+            end--;
+        len = (size_t)(end - p);
+        entry = malloc(len + 1);
+        if (!entry)
+            die_memory();
+        memcpy(entry, p, len);
+        entry[len] = '\0';
+        for (colon = entry; (colon = strchr(colon, ':')) != NULL; colon++)
+            colons++;
+        host = entry;
+        if (entry[0] == '[') {
+            char *close = strchr(entry, ']');
+            if (!close)
+                usage_error("%s: missing ']' in '%s'", source, entry);
+            *close = '\0';
+            host = entry + 1;
+            if (close[1] == ':')
+                port_text = close + 2;
+            else if (close[1])
+                usage_error("%s: expected ':PORT' after ']' in '%s'", source, text);
+        } else if (colons == 1) {
+            port_text = strchr(entry, ':');
+            *port_text++ = '\0';
+        }
+        if (port_text && !parse_int(port_text, 1, 65535, &port))
+            usage_error("%s: not a port number: '%s'", source, port_text);
+        if (!*host)
+            usage_error("%s: empty host name in '%s'", source, text);
+        for (k = 0; host[k]; k++)
+            if (is_blank(host[k]) || strchr("[],", host[k]))
+                usage_error("%s: not a host name: '%s'", source, host);
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4;
+            *out = realloc(*out, cap * sizeof **out);
+            if (!*out)
+                die_memory();
+        }
+        (*out)[n].entry = entry;
+        (*out)[n].host = host;
+        (*out)[n].port = (int)port;
+        snprintf((*out)[n].label, sizeof (*out)[n].label, strchr(host, ':') ? "[%s]:%d" : "%s:%d",
+                 host, (int)port);
+        n++;
+        if (!comma)
+            return n;
+        p = comma + 1;
+    }
 }
 
 static int check_phone(const char *phone)
@@ -685,8 +972,9 @@ static int run(int argc, char **argv)
     struct buf records = {0}, payload = {0}, text = {0};
     const char **numbers = calloc((size_t)argc + 1, sizeof *numbers);
     int i, nnumbers = 0, positional = 0, options_done = 0, port_given = 0, status;
-    size_t expected;
-    sock_t s;
+    size_t count, nservers, tries, k;
+    struct server *servers;
+    struct unit *units;
 
     if (!numbers)
         die_memory();
@@ -735,15 +1023,18 @@ static int run(int argc, char **argv)
         }
     }
 
-    if (!host) {
-        host = getenv("SMSS_HOST");
-        if (!host || !*host)
-            host = DEFAULT_HOST;
-    }
     if (!port_given) {
         const char *env = getenv("SMSS_PORT");
         if (env && *env && !parse_int(env, 1, 65535, &port))
             usage_error("$SMSS_PORT: not a port number: '%s'", env);
+    }
+    if (host) {
+        nservers = parse_servers(host, port, "-a", &servers);
+    } else {
+        host = getenv("SMSS_HOST");
+        while (host && is_blank(*host))
+            host++;
+        nservers = parse_servers(host && *host ? host : DEFAULT_HOST, port, "$SMSS_HOST", &servers);
     }
 
     if (positional && (nnumbers || message))
@@ -771,17 +1062,20 @@ static int run(int argc, char **argv)
             escape_text(&payload, text.data ? text.data : "", text.len);
         }
     }
-    expected = count_records(payload.data ? payload.data : "", payload.len);
-    if (!expected) {
+    count = record_spans(payload.data ? payload.data : "", payload.len, &units);
+    if (!count) {
         fprintf(stderr, PROG ": nothing to send: a record starts with '#'\n");
         return EXIT_FAIL;
     }
 
-    s = connect_with_retries(host, (int)port, timeout, (int)retries);
-    if (s == BAD_SOCKET)
-        return EXIT_FAIL;
-    status = exchange(s, payload.data, payload.len, expected, timeout);
-    close_socket(s);
+    tries = deliver(payload.data, payload.len, units, count, servers, nservers, timeout, retries);
+    status = report(units, count, servers, tries);
+    for (k = 0; k < count; k++)
+        free(units[k].reply);
+    free(units);
+    for (k = 0; k < nservers; k++)
+        free(servers[k].entry);
+    free(servers);
     free(payload.data);
     free(records.data);
     free(text.data);
