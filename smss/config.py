@@ -123,10 +123,13 @@ KEYS: Dict[Tuple[str, str], Key] = {
         _str, "check_and_send", "dispatcher started after records are committed; empty: none"
     ),
     # --- smss-client defaults (it also reads this section from its own -c FILE)
-    ("client", "host"): Key(_str, "127.0.0.1", "server smss-client sends to"),
-    ("client", "port"): Key(_int, "2021", "its port"),
-    ("client", "timeout"): Key(_float, "30", "seconds to connect, then to get every reply"),
-    ("client", "retries"): Key(_int, "3", "connection retries, with backoff"),
+    ("client", "host"): Key(_str, "127.0.0.1", "servers smss-client tries in order: host, "
+                            "host:port or [IPv6]:port, comma separated"),
+    ("client", "port"): Key(_int, "2021", "port of a server given without one"),
+    ("client", "timeout"): Key(_float, "30", "seconds to connect to a server, then to get its "
+                               "replies"),
+    ("client", "retries"): Key(_int, "3", "rounds over the servers while records are not "
+                               "stored, with backoff"),
     # --- where the queue lives
     ("database", "url"): Key(
         _str, "sqlite:///var/lib/smss/smss.db", "sqlite:///PATH or mysql://user:pass@host/db"
