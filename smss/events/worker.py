@@ -170,7 +170,9 @@ class DeliveryWorker:
                     continue
                 self._deliver_all(conn, destination, items)
             except UNAVAILABLE_ERRORS as exc:
-                log.warning("%s: database unavailable: %s", destination.target, exc)
+                # once per outage: the dispatcher and the server report it too
+                log.log(logging.DEBUG if backoff else logging.WARNING,
+                        "%s: database unavailable, events wait: %s", destination.target, exc)
                 conn = _close(conn)
                 backoff = min(max(backoff * 2, 1.0), 60.0)
                 self._stop.wait(backoff)
