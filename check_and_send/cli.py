@@ -28,6 +28,7 @@ from check_and_send.hooks import OnReceive
 from check_and_send.lanes import Lanes
 from smss import completion, logs
 from smss.config import Config, ConfigError, load
+from smss.events.worker import DeliveryWorker
 from smss.helpformat import HelpFormatter
 from smss.pidlock import LockHeld, PidLock
 from smss.store import migrations, queue
@@ -254,6 +255,8 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
     poll = config.get("dispatcher", "poll_interval")
     timeout = config.get("dispatcher", "pass_timeout")
     log.info("check_and_send --loop started (poll every %gs)", poll)
+    worker = DeliveryWorker(config)  # webhooks and dlr-urls, in threads of their own
+    worker.start()
     conn = dispatcher = None
     backoff = 0.0
     try:
@@ -308,6 +311,7 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
             dispatcher.close()
         if conn is not None:
             conn.close()
+        worker.stop()
         lock.release()
     log.info("check_and_send --loop stopped")
     return EXIT_OK

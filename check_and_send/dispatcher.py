@@ -36,6 +36,7 @@ from datetime import timedelta
 from typing import Callable, List, Optional, Tuple
 
 from check_and_send.ledger import DeleteLedger, fingerprint
+from smss.events.record import Events
 from smss.pidlock import pid_alive
 from smss.store import queue, received, sent, transports
 from smss.store.database import UNAVAILABLE_ERRORS, Connection, utcnow
@@ -68,6 +69,7 @@ class Settings:
     rate_limit: int = 0  # messages per minute through this transport; 0: none
     journal: str = ""  # file for outcomes that could not be committed
     ledger: str = ""  # file for received messages between commit and delete
+    events: Events = field(default_factory=Events)  # webhooks, dlr-urls, tallies
 
     @classmethod
     def from_config(cls, config, lane: str = "") -> "Settings":
@@ -84,6 +86,7 @@ class Settings:
             rate_limit=_rate_limit(config),
             journal=get("dispatcher", "lockfile") + ".journal",
             ledger=get("dispatcher", "lockfile") + (f".{lane}" if lane else "") + ".deleting",
+            events=Events.from_config(config),
         )
 
 
@@ -296,6 +299,7 @@ class Dispatcher:
                 track_delivery=self.transport.tracks_delivery and outcome["status"] == sent.SENT,
             )
             queue.delete(self.conn, message.id)
+            self.settings.events.finished(self.conn, message, outcome["status"], **_told(outcome))
 
     # -- the per-SIM rate limit
 
@@ -426,6 +430,8 @@ class Dispatcher:
                 sent.record(self.conn, message, sent.EXPIRED, attempts=message.attempts,
                             error=f"expired: {error}")
                 queue.delete(self.conn, message.id)
+                self.settings.events.finished(self.conn, message, sent.EXPIRED, message.attempts,
+                                              error=f"expired: {error}")
             count += 1
             log.warning("message %d to %s expired: %s", message.id, message.phone, error)
         return count
@@ -463,6 +469,7 @@ class Dispatcher:
                 self.ledger.note(key, utcnow())
             with self.conn.transaction():
                 rcv_id = received.insert(self.conn, incoming)
+                self.settings.events.received(self.conn, rcv_id, incoming)
             report.received += 1
             report.new_rcv_ids.append(rcv_id)
             self.alive(0.0)
@@ -478,6 +485,8 @@ class Dispatcher:
             with self.conn.transaction():
                 update = sent.report(self.conn, self.transport.name, delivery.reference,
                                      delivery.delivered, delivery.status_code)
+                self.settings.events.reported(self.conn, self.transport.name, delivery.reference,
+                                              delivery.delivered, delivery.status_code, update)
             report.reports += 1
             if update is None:
                 log.info("delivery report for unknown reference %s (status %d)",
@@ -516,3 +525,8 @@ class Dispatcher:
         except UNAVAILABLE_ERRORS as exc:
             log.warning("could not save transport state: %s", exc)
 
+
+def _told(outcome: dict) -> dict:
+    """An outcome's fields as ``Events.finished`` takes them."""
+    return {"attempts": outcome["attempts"], "transport": outcome["transport"],
+            "references": outcome["references"], "error": outcome["error"]}

@@ -77,6 +77,17 @@ def _networks(text: str) -> Tuple[Any, ...]:
     return tuple(ipaddress.ip_network(item, strict=False) for item in _list(text))
 
 
+WEBHOOK_EVENTS = ("received", "delivery", "failed")
+
+
+def _events(text: str) -> Tuple[str, ...]:
+    events = tuple(item.lower() for item in _list(text))
+    unknown = [event for event in events if event not in WEBHOOK_EVENTS]
+    if unknown:
+        raise ValueError(f"unknown event {unknown[0]!r} (events: {', '.join(WEBHOOK_EVENTS)})")
+    return events
+
+
 def _encoding(text: str) -> str:
     import codecs
 
@@ -297,6 +308,34 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ("web", "max_login_failures"): Key(
         _positive_int, "10", "failed logins from one address in 15 minutes before it must wait"
     ),
+    ("web", "metrics_allow"): Key(
+        _networks, "127.0.0.0/8, ::1",
+        "addresses that may read /metrics without a token (CIDR list); others need an API token"
+    ),
+    # --- webhooks: each [webhook:NAME] section (docs/integrations.md)
+    ("webhook", "url"): Key(_str, "", "where events are POSTed (http:// or https://)"),
+    ("webhook", "events"): Key(
+        _events, "received, delivery, failed", "which events: received, delivery, failed"
+    ),
+    ("webhook", "secret"): Key(
+        _str, "", "key of the X-Smss-Signature HMAC-SHA256 (required; share it with the receiver)"
+    ),
+    ("webhook", "timeout"): Key(_float, "10", "seconds to wait for the receiver's answer"),
+    ("webhook", "max_age"): Key(
+        _float, "86400", "seconds an event is retried before it counts as failed"
+    ),
+    # --- posting events (webhooks and Kannel dlr-urls) from the outbox
+    ("outbox", "poll_interval"): Key(
+        _float, "1", "seconds between two looks at the outbox when it was empty"
+    ),
+    ("outbox", "retry_delay"): Key(
+        _float, "5", "seconds before the first retry of an event; doubles with each attempt"
+    ),
+    ("outbox", "retry_max_delay"): Key(_float, "600", "longest wait between two attempts"),
+    ("outbox", "dlr_timeout"): Key(_float, "10", "seconds to wait for a Kannel dlr-url"),
+    ("outbox", "dlr_max_age"): Key(
+        _float, "86400", "seconds a dlr-url call is retried before it counts as failed"
+    ),
     # --- a GoIP GSM gateway: HTTP API to send and for USSD, its SMPP server to receive
     ("goip", "url"): Key(_str, "", "web address of the GoIP: http://192.168.1.190"),
     ("goip", "user"): Key(_str, "admin", "its web login (u= of the HTTP API)"),
@@ -378,6 +417,8 @@ KEYS: Dict[Tuple[str, str], Key] = {
 # and the keys of the section named like the type ([modem], [smpp], ...), which is also how a
 # site with one transport configures it.
 TRANSPORT_PREFIX = "transport:"
+# Webhooks: sections [webhook:NAME] with the keys of the "webhook" section of KEYS.
+WEBHOOK_PREFIX = "webhook:"
 
 
 def transport_types() -> Tuple[str, ...]:
@@ -435,6 +476,12 @@ class Config:
                         problem(f"[{section}] " + text.split(f"[{kind}] ", 1)[1])
                 for key in [key for bad_section, key in seen.bad_keys if bad_section == kind]:
                     settings.pop(key, None)
+        self._webhooks: Dict[str, Dict[str, Any]] = {}
+        for section, values in raw.items():
+            if section.startswith(WEBHOOK_PREFIX):
+                parsed = _webhook(section, values, problem)
+                if parsed is not None:
+                    self._webhooks[section[len(WEBHOOK_PREFIX):]] = parsed
         for prefix, name in self.routes(problems):
             if name not in self._transports:
                 problem(f"[dispatcher] routes: {prefix} goes to {name!r}, which is no "
@@ -458,6 +505,10 @@ class Config:
                 continue
             pairs.append((prefix, name))
         return sorted(pairs, key=lambda pair: -len(pair[0]))
+
+    def webhooks(self) -> Dict[str, Dict[str, Any]]:
+        """[webhook:NAME] sections: name -> their parsed keys, in file order."""
+        return {name: dict(values) for name, values in self._webhooks.items()}
 
     def has_named_transports(self) -> bool:
         return bool(self._transports)
@@ -491,6 +542,35 @@ class Config:
         for name, values in sections.items():
             raw.setdefault(name, {}).update({k: str(v) for k, v in values.items()})
         return Config(raw, self.path)
+
+
+def _webhook(section: str, values: Dict[str, str],
+             problem: Callable[[str], None]) -> Optional[Dict[str, Any]]:
+    """A [webhook:NAME] section's parsed keys; None (after ``problem``) when it is unusable."""
+    parsed: Dict[str, Any] = {}
+    usable = True
+    for (kind, key), spec in KEYS.items():
+        if kind != "webhook":
+            continue
+        try:
+            parsed[key] = spec.parse(values.get(key, spec.default))
+        except (ValueError, LookupError) as exc:
+            problem(f"[{section}] {key}: {exc}")
+            usable = False
+    name = section[len(WEBHOOK_PREFIX):]
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        problem(f"[{section}]: a webhook's name is letters, digits, - _ .")
+        usable = False
+    if not str(parsed.get("url", "")).lower().startswith(("http://", "https://")):
+        problem(f"[{section}] url: an http:// or https:// URL is needed")
+        usable = False
+    if not parsed.get("secret"):
+        problem(f"[{section}] secret: needed, to sign every event")
+        usable = False
+    if "events" in parsed and not parsed["events"]:
+        problem(f"[{section}] events: at least one of {', '.join(WEBHOOK_EVENTS)}")
+        usable = False
+    return parsed if usable else None
 
 
 _SECTION_LINE = re.compile(r"^\[(?P<section>[^\]]+)\]")
@@ -555,6 +635,11 @@ def parse_text(text: str, path: str = "<string>",
         if section.startswith(TRANSPORT_PREFIX):
             kind = values.get("type", "").strip()
             allowed = {key for s, key in KEYS if s == kind} | {"type"}
+        elif section.startswith(WEBHOOK_PREFIX):
+            allowed = {key for s, key in KEYS if s == "webhook"}
+        elif section == "webhook":
+            problem("[webhook] needs a name: [webhook:NAME]")
+            continue
         elif section in known_sections:
             allowed = {key for s, key in KEYS if s == section}
         else:

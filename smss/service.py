@@ -1,5 +1,6 @@
-"""Assembling and running the spooler: sockets, database check, committer, server, kicker
-(and the web interface, ``smss.web``, when ``[web] enabled``).
+"""Assembling and running the spooler: sockets, database check, committer, server, kicker,
+the outbox's delivery worker (``smss.events.worker``), and the web interface
+(``smss.web``) when ``[web] enabled``.
 
 ``bind`` opens the listening sockets (done before daemonising, so "address
 already in use" reaches the terminal); ``run`` serves until SIGTERM or SIGINT,
@@ -18,6 +19,7 @@ from typing import List, Optional, Sequence
 
 from smss import logs
 from smss.config import Config
+from smss.events.worker import DeliveryWorker
 from smss.spooler import validate
 from smss.spooler.committer import Committer
 from smss.spooler.kick import Kicker
@@ -95,6 +97,8 @@ async def _serve(config: Config, sockets: List[socket.socket],
         kicker,
     )
     await server.start(sockets)
+    worker = DeliveryWorker(config)  # webhooks and dlr-urls, beside the doors
+    worker.start()
     web = None
     if web_sockets:
         from smss.web.server import WebServer
@@ -113,6 +117,7 @@ async def _serve(config: Config, sockets: List[socket.socket],
     if web is not None:
         await web.stop()
     await server.stop()
+    await loop.run_in_executor(None, worker.stop)
     await loop.run_in_executor(None, committer.stop)
     log.info("stopped; %d record(s) accepted since start", server.accepted)
 

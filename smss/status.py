@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import List, Optional
 
 from smss.config import Config
+from smss.store import outbox, received, sent, transports
 from smss.store import queue as msg_table
-from smss.store import received, sent, transports
 from smss.store.database import connect_config, utcnow
 
 
@@ -35,6 +35,7 @@ def report(config: Config) -> List[str]:
         done = sent.stats(conn)
         inbound = received.count(conn), received.last_received(conn)
         links = transports.all_status(conn)
+        events = outbox.summary(conn)
     finally:
         conn.close()
     lines = [
@@ -59,4 +60,12 @@ def report(config: Config) -> List[str]:
         )
         if link.last_error:
             lines.append(f"  last error: {_age(link.last_error_at)}: {link.last_error}")
+    for target in events:
+        line = f"events to {target.target}: {target.pending} pending"
+        if target.oldest_pending:
+            line += f" (oldest {_age(target.oldest_pending)})"
+        line += f", {target.failed} failed in the last 7 days"
+        lines.append(line)
+        if target.last_failure:
+            lines.append(f"  last failed: {_age(target.last_failure)}: {target.last_error}")
     return lines

@@ -60,6 +60,13 @@ class Committer:
         if self._conn is not None:
             self._conn.close()
 
+    def notify_commit(self, count: int) -> None:
+        """Messages were committed outside the group commit (a request whose messages go
+        into one transaction with rows of its own, ``Sender.store_together``): tell
+        ``on_commit`` all the same, so the dispatcher is kicked."""
+        if self._on_commit is not None and count:
+            self._on_commit(count)
+
     def submit(self, message: msg_table.NewMessage) -> "asyncio.Future[int]":
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()

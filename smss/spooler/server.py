@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Tuple
 
+from smss import doors
 from smss.spooler import validate
 from smss.spooler.committer import Committer, StorageUnavailable
 from smss.spooler.kick import Kicker
@@ -146,6 +147,7 @@ class SpoolServer:
                       error: RecordError) -> None:
         """Say why, then close gently: unread input would make the kernel reset the
         connection, and some clients (Windows) then drop the reply unread."""
+        doors.refused("tcp", error.code)
         try:
             writer.write(error.reply())
             await asyncio.wait_for(writer.drain(), 5)
@@ -254,6 +256,7 @@ class Connection:
             self.closing = True
 
     def _reply(self, error: RecordError) -> None:
+        doors.refused("tcp", error.code)
         self.replies.put_nowait(error.reply())
 
     async def _write_replies(self) -> None:
@@ -289,6 +292,8 @@ class Connection:
         try:
             line = _line(f"OK {await item}")
         except StorageUnavailable:
+            doors.refused("tcp", UNAVAILABLE)
             return RecordError(UNAVAILABLE, "storage unavailable, not stored").reply()
+        doors.accepted("tcp")
         self.server.acknowledged()
         return line

@@ -269,6 +269,15 @@ def due_count(conn: Connection) -> int:
     return int(row[0]) if row else 0
 
 
+def oldest_due(conn: Connection) -> Optional[datetime]:
+    """When the longest-waiting due message was accepted (for /metrics)."""
+    row = conn.read().query_one(
+        "SELECT MIN(created_at) FROM msg WHERE claimed_by IS NULL AND next_attempt_at <= ?",
+        (utcnow(),),
+    )
+    return as_datetime(row[0]) if row else None
+
+
 def next_due(conn: Connection) -> Optional[datetime]:
     """When the earliest unclaimed message becomes due (for `check_and_send --loop`)."""
     row = conn.read().query_one(

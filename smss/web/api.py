@@ -13,9 +13,9 @@ A request the API cannot read at all is 400, too many messages in one request
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, List, Literal, Optional, Union
+from typing import Annotated, List, Literal, Optional, Tuple, Union
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +24,7 @@ from smss.spooler.protocol import TOO_MANY
 from smss.store import accounts, received, sent
 from smss.store import queue as msg_table
 from smss.store.database import as_datetime
+from smss.web import idempotent
 
 MAX_ID = 2**63 - 1
 
@@ -162,9 +163,10 @@ _AUTH = {401: {"model": ErrorBody, "description": "no token, or not a valid one"
               "description": "a message longer than `max_record_bytes` (the others were"
                              " judged on their own), or a body over the size limit"
                              " (nothing stored)"},
-        422: {"model": SendResponse,
+        422: {"model": Union[SendResponse, ErrorBody],
               "description": "a message was refused (bad number, empty or too long text);"
-                             " the others were judged on their own"},
+                             " the others were judged on their own; or the Idempotency-Key"
+                             " was used for a different request (nothing stored)"},
         429: {"model": ErrorBody, "description": "more messages than"
                                                  " `max_records_per_connection`;"
                                                  " nothing stored"},
@@ -172,25 +174,40 @@ _AUTH = {401: {"model": ErrorBody, "description": "no token, or not a valid one"
                                                     " send those again"},
     },
 )
-async def send_messages(body: SendRequest, request: Request, token: Token) -> JSONResponse:
+async def send_messages(
+    body: SendRequest, request: Request, token: Token,
+    idempotency_key: Annotated[Optional[str], Header(
+        alias=idempotent.HEADER, min_length=1, max_length=255, pattern=idempotent.PATTERN,
+        description="any printable ASCII text you choose per request: sent again with the"
+                    " same body within 24 hours, the request gets the first answer (the same"
+                    " ids, `Idempotent-Replayed: true`) and stores nothing")] = None,
+) -> JSONResponse:
     """Each message is answered like a TCP record: `OK <id>` once it is committed in
     the queue (the dispatcher is kicked at once), `ERR <code> <reason>` otherwise.
     Status 200 when every message was stored, else the code of the first refused
     one; the messages whose result is `ok` were stored all the same, so send only
-    the others again."""
+    the others again (or send the same request with the same `Idempotency-Key`)."""
     state = request.app.state
     if len(body.messages) > state.settings.max_records:
         raise ApiError(TOO_MANY, f"too many messages in one request: at most"
                                  f" {state.settings.max_records}")
     client = f"api:{token.name}@{client_address(request)}"
-    results = await state.sender.send([(m.phone, m.text) for m in body.messages], client)
+    messages = [(m.phone, m.text) for m in body.messages]
+    if idempotency_key is not None:
+        return await idempotent.send_once(request, token.id, idempotency_key, messages, client,
+                                          _answer)
+    payload, status = _answer(await state.sender.send(messages, client))
+    return JSONResponse(payload, status_code=status)
+
+
+def _answer(results) -> Tuple[dict, int]:
+    """The response body and status of a send, from each message's result."""
     payload = SendResponse(
         ok=all(r.ok for r in results),
         results=[SendResult(ok=r.ok, id=r.id, code=r.code, error=r.error, reply=r.reply())
                  for r in results],
     )
-    status = next((r.code for r in results if not r.ok), 200)
-    return JSONResponse(payload.model_dump(mode="json"), status_code=status)
+    return payload.model_dump(mode="json"), next((r.code for r in results if not r.ok), 200)
 
 
 @router.get(

@@ -25,7 +25,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from smss import __version__
 from smss.store.database import UNAVAILABLE_ERRORS, utcnow
-from smss.web import api, pages, security
+from smss.web import api, kannel, metrics, pages, security
 from smss.web.counter import transliteration_table
 from smss.web.db import Pool
 from smss.web.sending import Sender
@@ -66,6 +66,8 @@ def create_app(settings: WebSettings, sender: Sender, pool: Optional[Pool] = Non
 
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(metrics.router)  # /metrics (Prometheus)
+    app.include_router(kannel.router)  # /cgi-bin/sendsms (Kannel-compatible)
 
     @app.get("/static/translit.json", include_in_schema=False)
     def translit() -> Response:

@@ -23,7 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from smss.spooler import phone as phones
-from smss.store import paging, received, sent, transports
+from smss.store import outbox, paging, received, sent, transports
 from smss.store import queue as msg_table
 from smss.store.database import utcnow
 from smss.web import security
@@ -225,6 +225,8 @@ def status_page(request: Request) -> Response:
             "received_count": received.count(conn),
             "last_received": received.last_received(conn),
             "transports": transports.all_status(conn),
+            "events": outbox.summary(conn),
+            "failed_events": outbox.failed_events(conn, 10),
             "now": utcnow(),
         }
     return render(request, "status.html", context, user=user, here="/")

@@ -6,23 +6,36 @@ would), then ``Committer.submit``; ``OK <id>`` only once the group commit's
 transaction committed, ``ERR 503`` when it failed.  The committer's
 ``on_commit`` kicks the dispatcher, as it does for the TCP door.  Each message
 is judged on its own: the good ones are stored even when others fail.
+
+``store_together`` is the other way in, for a request whose messages must be
+committed together with rows of its own (an Idempotency-Key's answer, a
+Kannel dlr-url): one transaction on the caller's connection, outside the
+group commit, and the dispatcher kicked the same way afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
+import pymysql
+
+from smss import doors
 from smss.spooler import validate
 from smss.spooler.committer import Committer, StorageUnavailable
 from smss.spooler.protocol import TOO_LONG, UNAVAILABLE, Record, RecordError, format_record
+from smss.store import queue as msg_table
+from smss.store.database import UNAVAILABLE_ERRORS, Connection
 from smss.store.queue import NewMessage
 
 log = logging.getLogger(__name__)
 
 CLIENT_WIDTH = 64  # msg.client is VARCHAR(64)
+# What a failed transaction raises: unreachable, or refusing (disk full, a constraint ...)
+_STORE_ERRORS = (*UNAVAILABLE_ERRORS, sqlite3.Error, pymysql.err.Error)
 
 
 @dataclass(frozen=True)
@@ -78,5 +91,45 @@ class Sender:
                 results.append(Result(code=UNAVAILABLE, error="storage unavailable, not stored",
                                       phone=phone))
         stored = sum(1 for r in results if r.ok)
+        door = client.partition(":")[0]
+        doors.accepted(door, stored)
+        for result in results:
+            if not result.ok:
+                doors.refused(door, result.code or UNAVAILABLE)
         log.info("%s: %d message(s) stored, %d refused", client, stored, len(results) - stored)
+        return results
+
+    def store_together(self, conn: Connection,
+                       judged: Sequence[Tuple[str, "validate.Message | RecordError"]],
+                       client: str,
+                       extra: Optional[Callable[[Connection, List[Result]], Any]] = None
+                       ) -> List[Result]:
+        """Store the messages that passed ``judge`` (``(phone as given, verdict)`` pairs)
+        in one transaction on ``conn`` with whatever ``extra(conn, results)`` writes; call
+        from a worker thread.  ``StorageUnavailable`` when the transaction failed
+        (nothing is stored then, ``extra``'s rows neither)."""
+        client = client[:CLIENT_WIDTH]
+        good = [NewMessage(v.phone, v.text, v.parts, client, v.route)
+                for _, v in judged if not isinstance(v, RecordError)]
+        door = client.partition(":")[0]
+        try:
+            with conn.transaction():
+                ids = iter(msg_table.insert(conn, good))
+                results = [Result(code=v.code, error=v.reason, phone=phone)
+                           if isinstance(v, RecordError) else Result(id=next(ids), phone=phone)
+                           for phone, v in judged]
+                if extra is not None:
+                    extra(conn, results)
+        except _STORE_ERRORS as exc:
+            for _ in good:
+                doors.refused(door, UNAVAILABLE)
+            log.error("%s: %d message(s) not stored: %s", client, len(good), exc)
+            raise StorageUnavailable(str(exc)) from exc
+        doors.accepted(door, len(good))
+        for result in results:
+            if not result.ok:
+                doors.refused(door, result.code or UNAVAILABLE)
+        self.committer.notify_commit(len(good))
+        log.info("%s: %d message(s) stored, %d refused", client, len(good),
+                 len(results) - len(good))
         return results

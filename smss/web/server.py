@@ -22,6 +22,7 @@ import uvicorn
 
 from smss import logs
 from smss.config import Config
+from smss.events.worker import DeliveryWorker
 from smss.spooler.committer import Committer
 from smss.spooler.kick import Kicker
 from smss.spooler.listen import open_listener
@@ -109,6 +110,8 @@ async def _serve_alone(config: Config, sockets: List[socket.socket],
     committer.start()
     web = WebServer(config, committer)
     await web.start(sockets)
+    worker = DeliveryWorker(config)  # webhooks and dlr-urls (docs/integrations.md)
+    worker.start()
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
@@ -116,6 +119,7 @@ async def _serve_alone(config: Config, sockets: List[socket.socket],
     await stopping.wait()
     log.info("stopping the web interface")
     await web.stop()
+    await loop.run_in_executor(None, worker.stop)
     await loop.run_in_executor(None, committer.stop)
     log.info("web interface stopped")
 

@@ -13,7 +13,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
-from typing import Tuple
+from typing import Any, Tuple
 
 from smss.config import Config, ConfigError
 from smss.spooler.validate import Rules
@@ -37,6 +37,7 @@ class WebSettings:
     listen: str = "127.0.0.1"
     port: int = 8021
     trusted_proxies: Tuple[str, ...] = ()
+    metrics_allow: Tuple[Any, ...] = ()  # networks that may read /metrics without a token
 
     @classmethod
     def from_config(cls, config: Config) -> "WebSettings":
@@ -56,6 +57,7 @@ class WebSettings:
             listen=get("web", "listen"),
             port=get("web", "port"),
             trusted_proxies=get("web", "trusted_proxies"),
+            metrics_allow=get("web", "metrics_allow"),
         )
 
     @property
