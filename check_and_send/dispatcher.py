@@ -44,6 +44,7 @@ from smss.transports.base import (
     OPERATOR,
     PERMANENT,
     InboundMessage,
+    Progress,
     SendFailed,
     Transport,
 )
@@ -237,8 +238,10 @@ class Dispatcher:
     def _send_one(self, message: queue.Claimed, report: PassReport) -> bool:
         attempts = message.attempts + 1
         queue.mark_sending(self.conn, message.id)
+        progress = Progress.resume(message.progress, self.transport.name,
+                                   lambda state: self._save_progress(message.id, state))
         try:
-            result = self.transport.send(message.phone, message.text)
+            result = self.transport.send(message.phone, message.text, progress)
         except SendFailed as exc:
             return self._failed(message, exc, attempts, report)
         self._finish(message, sent.SENT, attempts, references=result.references)
@@ -246,6 +249,15 @@ class Dispatcher:
         log.info("sent %d to %s (%d part(s), refs %s)", message.id, message.phone,
                  result.parts, ",".join(result.references) or "-")
         return True
+
+    def _save_progress(self, message_id: int, progress: Progress) -> None:
+        """Keep how far a message in parts got, so a retry sends only the missing parts.
+        Without the database the send goes on (a retry may then repeat those parts)."""
+        try:
+            queue.save_progress(self.conn, message_id, progress.encode())
+        except UNAVAILABLE_ERRORS as exc:
+            log.warning("could not record the parts of message %d sent so far: %s",
+                        message_id, exc)
 
     def _failed(self, message: queue.Claimed, exc: SendFailed, attempts: int,
                 report: PassReport) -> bool:

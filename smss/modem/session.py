@@ -3,7 +3,8 @@
 ``ModemSession`` owns the conversation: initialisation (reset, echo off,
 numeric errors, SIM PIN, network registration, SMSC, storage, new-message and
 status-report indications), sending in PDU mode with exactly one ``AT+CMGS``
-per part, the stored messages, status reports, USSD and recovery.  It never
+per part (``send_parts`` can leave out the parts an earlier attempt got
+through), the stored messages, status reports, USSD and recovery.  It never
 re-initialises between messages and never retries a send on its own (a retry
 could send an SMS twice); it raises a ``ModemError`` whose class tells the
 caller what to do (see ``smss.modem.errors``).
@@ -20,11 +21,19 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Collection, Deque, List, Optional, Tuple, TypeVar, Union
 
 from smss.gsm import alphabet
 from smss.gsm import ussd as ussd_codec
-from smss.gsm.pdu import Deliver, PduError, StatusReport, Submit, build_submits, decode_pdu
+from smss.gsm.pdu import (
+    Deliver,
+    PduError,
+    StatusReport,
+    Submit,
+    SubmitPdu,
+    build_submits,
+    decode_pdu,
+)
 
 from .atparse import Unsolicited
 from .engine import AtEngine, Response
@@ -125,6 +134,20 @@ class ModemSettings:
         }
         values.update(overrides)
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message encoded for sending: its parts under one concatenation reference."""
+
+    number: str
+    pdus: Tuple[SubmitPdu, ...]
+    encoding: str  # "gsm7" or "ucs2"
+    concat_reference: int
+
+    @property
+    def parts(self) -> int:
+        return len(self.pdus)
 
 
 @dataclass(frozen=True)
@@ -506,15 +529,15 @@ class ModemSession:
         self._concat = (self._concat + 1) % 256
         return self._concat
 
-    def send(self, number: str, text: str, *, concat_reference: Optional[int] = None
-             ) -> SendResult:
-        """Send one SMS (several parts when long), one AT+CMGS per part.
+    def next_concat_reference(self) -> int:
+        """A concatenation reference for the next multipart message (0..255, counting up)."""
+        return self._next_reference()
 
-        ``concat_reference`` ties the parts together (0..255 8-bit, up to 65535 16-bit);
-        by default the session counts one up per multipart message.  A failure after some
-        parts went out carries their references in ``error.sent_references``.
-        """
-        engine = self._require()
+    def encode(self, number: str, text: str, *, concat_reference: Optional[int] = None
+               ) -> Outgoing:
+        """The message as the PDUs AT+CMGS takes (several parts when long, tied together
+        by ``concat_reference``: 0..255 8-bit, up to 65535 16-bit; by default the session
+        counts one up per message).  PermanentError when it cannot be encoded."""
         settings = self.settings
         if concat_reference is None:
             concat_reference = self._next_reference()
@@ -531,15 +554,38 @@ class ModemSession:
             raise PermanentError(f"cannot encode the message: {exc}") from exc
         plain = alphabet.transliterate(text) if settings.transliterate else text
         encoding = "gsm7" if alphabet.is_gsm7(plain) else "ucs2"
-        if len(pdus) > 1:
+        return Outgoing(number, tuple(pdus), encoding, concat_reference)
+
+    def send(self, number: str, text: str, *, concat_reference: Optional[int] = None
+             ) -> SendResult:
+        """Send one SMS (several parts when long), one AT+CMGS per part (see ``encode`` and
+        ``send_parts``)."""
+        return self.send_parts(self.encode(number, text, concat_reference=concat_reference))
+
+    def send_parts(self, message: Outgoing, *, skip: Collection[int] = (),
+                   on_part: Optional[Callable[[int, Optional[int]], None]] = None
+                   ) -> SendResult:
+        """Send the parts of ``message`` (numbered from 1) except those in ``skip`` (an
+        earlier attempt got them through), in order, one AT+CMGS each.  ``on_part(number,
+        reference)`` runs after each part the network accepted, before the next goes out.
+        The result has None as the reference of a skipped part.  A failure carries the
+        references of the parts this call sent in ``error.sent_references``.
+        """
+        engine = self._require()
+        settings = self.settings
+        pdus = message.pdus
+        todo = [n for n in range(1, len(pdus) + 1) if n not in skip]
+        if len(todo) > 1:
             try:
                 self._command("AT+CMMS=1", check=False)  # keep the radio link up between parts
             except SimError:
                 raise
             except (ModemTimeout, LinkDown):
                 raise
-        references: List[Optional[int]] = []
-        for number_of_part, pdu in enumerate(pdus, 1):
+        references: List[Optional[int]] = [None] * len(pdus)
+        sent: List[Optional[int]] = []
+        for number_of_part in todo:
+            pdu = pdus[number_of_part - 1]
             command = f"AT+CMGS={pdu.tpdu_length}"
             try:
                 response = self._retry_busy(
@@ -549,16 +595,24 @@ class ModemSession:
                     )
                 )
             except ModemError as exc:
-                exc.sent_references = list(references)
-                log.warning("part %d/%d to %s failed: %s", number_of_part, len(pdus), number, exc)
+                exc.sent_references = list(sent)
+                log.warning("part %d/%d to %s failed: %s", number_of_part, len(pdus),
+                            message.number, exc)
                 raise
             value = response.value("+CMGS")
             reference = _int(split_fields(value)[0]) if value is not None else None
             if reference is None:
                 log.warning("no +CMGS reference for part %d/%d", number_of_part, len(pdus))
-            references.append(reference)
-        log.info("sent %d part(s) to %s, references %s", len(pdus), number, references)
-        return SendResult(references, len(pdus), encoding)
+            references[number_of_part - 1] = reference
+            sent.append(reference)
+            if on_part is not None:
+                on_part(number_of_part, reference)
+        if skip:
+            log.info("sent part(s) %s of %d to %s, references %s (the others went before)",
+                     todo, len(pdus), message.number, sent)
+        else:
+            log.info("sent %d part(s) to %s, references %s", len(pdus), message.number, sent)
+        return SendResult(references, len(pdus), message.encoding)
 
     # --- stored messages
     @staticmethod

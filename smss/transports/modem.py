@@ -29,6 +29,7 @@ from smss.transports.base import (
     InboundMessage,
     Inbox,
     Probe,
+    Progress,
     SendFailed,
     Sent,
     Transport,
@@ -100,13 +101,41 @@ class ModemTransport(Transport):
             self.session.close()
             self.session = None
 
-    def send(self, phone: str, text: str) -> Sent:
+    def send(self, phone: str, text: str, progress: Optional[Progress] = None) -> Sent:
+        """Send one message.  With ``progress`` a message in parts goes on where an earlier
+        attempt stopped: the parts it got confirmed are not sent again, the others go under
+        the same concatenation reference, and each confirmed part is recorded before the
+        next one goes out."""
+        session = self._session()
         try:
-            result = self._session().send(phone, text)
+            message = self._encode(session, phone, text, progress)
+            if progress is None or message.parts == 1:
+                result = session.send_parts(message)
+                references = tuple("" if r is None else str(r) for r in result.references)
+                return Sent(references, result.parts, result.encoding)
+            progress.begin(message.concat_reference, message.parts)
+            result = session.send_parts(
+                message, skip=set(progress.confirmed),
+                on_part=lambda part, ref: progress.confirm(part, "" if ref is None else str(ref)))
         except ModemError as exc:
-            raise failure(exc) from exc
-        references = tuple("" if r is None else str(r) for r in result.references)
-        return Sent(references, result.parts, result.encoding)
+            failed = failure(exc)
+            if progress is not None and progress.confirmed:
+                failed.sent_references = progress.references()
+            raise failed from exc
+        return Sent(progress.references(), result.parts, result.encoding)
+
+    @staticmethod
+    def _encode(session: ModemSession, phone: str, text: str, progress: Optional[Progress]):
+        """The message as parts: under the recorded concatenation reference when the
+        earlier attempt split it the same way, else under a new one."""
+        if progress is None or progress.concat_reference is None:
+            return session.encode(phone, text)
+        message = session.encode(phone, text, concat_reference=progress.concat_reference)
+        if message.parts != progress.parts:  # split differently now (settings changed)
+            log.warning("message to %s now has %d parts, not %d: sending all of them",
+                        phone, message.parts, progress.parts)
+            message = session.encode(phone, text)
+        return message
 
     def fetch(self) -> Inbox:
         session = self._session()
