@@ -12,6 +12,9 @@ The order of every step is what keeps messages safe:
   between the two is noted in ``<lockfile>.deleting`` (see ``ledger``), so one
   whose delete failed, or whose pass died, is deleted by the next pass and not
   stored twice.
+- A message in parts records each part the transport confirmed with the
+  queued message before the next goes out (``Progress``): a retry, even after
+  the pass died, sends only the parts not yet confirmed.
 - Claims left by a dead pass are released; a claim whose send had started
   counts as an attempt (that message may have gone out: the only duplicate
   window, see docs/dispatcher.md).
