@@ -12,6 +12,9 @@ The order of every step is what keeps messages safe:
   between the two is noted in ``<lockfile>.deleting`` (see ``ledger``), so one
   whose delete failed, or whose pass died, is deleted by the next pass and not
   stored twice.
+- A message in parts records each part the transport confirmed with the
+  queued message before the next goes out (``Progress``): a retry, even after
+  the pass died, sends only the parts not yet confirmed.
 - Claims left by a dead pass are released; a claim whose send had started
   counts as an attempt (that message may have gone out: the only duplicate
   window, see docs/dispatcher.md).
@@ -45,6 +48,7 @@ from smss.transports.base import (
     OPERATOR,
     PERMANENT,
     InboundMessage,
+    Progress,
     SendFailed,
     Transport,
 )
@@ -240,8 +244,10 @@ class Dispatcher:
     def _send_one(self, message: queue.Claimed, report: PassReport) -> bool:
         attempts = message.attempts + 1
         queue.mark_sending(self.conn, message.id)
+        progress = Progress.resume(message.progress, self.transport.name,
+                                   lambda state: self._save_progress(message.id, state))
         try:
-            result = self.transport.send(message.phone, message.text)
+            result = self.transport.send(message.phone, message.text, progress)
         except SendFailed as exc:
             return self._failed(message, exc, attempts, report)
         self._finish(message, sent.SENT, attempts, references=result.references)
@@ -249,6 +255,15 @@ class Dispatcher:
         log.info("sent %d to %s (%d part(s), refs %s)", message.id, message.phone,
                  result.parts, ",".join(result.references) or "-")
         return True
+
+    def _save_progress(self, message_id: int, progress: Progress) -> None:
+        """Keep how far a message in parts got, so a retry sends only the missing parts.
+        Without the database the send goes on (a retry may then repeat those parts)."""
+        try:
+            queue.save_progress(self.conn, message_id, progress.encode())
+        except UNAVAILABLE_ERRORS as exc:
+            log.warning("could not record the parts of message %d sent so far: %s",
+                        message_id, exc)
 
     def _failed(self, message: queue.Claimed, exc: SendFailed, attempts: int,
                 report: PassReport) -> bool:

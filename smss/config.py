@@ -218,6 +218,10 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ),
     ("modem", "name"): Key(_str, "", "name recorded as the transport; empty: modem:DEVICE"),
     ("modem", "rate_limit"): Key(_int, "0", "most SMS parts per minute through this SIM; 0: none"),
+    ("modem", "health_interval"): Key(
+        _float, "60", "seconds between checks that an idle modem still has its settings"
+        " (AT+CNMI?, AT+CPMS?); 0: never"
+    ),
     ("dispatcher", "transport"): Key(
         _str, "modem", "what sends and receives: modem, smpp, goip or yeastar"
     ),

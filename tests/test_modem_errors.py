@@ -10,11 +10,13 @@ from smss.modem.errors import (
     ModemError,
     NoNetwork,
     NoSim,
+    NoSmsc,
     PermanentError,
     PinRequired,
     PukRequired,
     SimBusy,
     SimError,
+    SimRejected,
     TemporaryError,
     WrongPin,
     code_for_text,
@@ -23,7 +25,8 @@ from smss.modem.errors import (
 )
 
 
-@pytest.mark.parametrize("code", [38, 41, 42, 47, 331, 332, 500, 515, 22, 192, 322, 330, 600])
+@pytest.mark.parametrize("code", [17, 27, 28, 38, 41, 42, 47, 127, 332, 500, 515, 22, 192, 322,
+                                  600])
 def test_temporary_cms_codes(code):
     error = error_for_result("CMS", code, command="AT+CMGS=20")
     assert error.temporary and not error.needs_operator
@@ -40,7 +43,7 @@ def test_permanent_cms_codes(code):
 @pytest.mark.parametrize("family,code,kind", [
     ("CMS", 310, NoSim), ("CMS", 311, PinRequired), ("CMS", 316, PukRequired),
     ("CME", 10, NoSim), ("CME", 11, PinRequired), ("CME", 12, PukRequired),
-    ("CME", 16, WrongPin), ("CME", 13, NoSim),
+    ("CME", 16, WrongPin), ("CME", 13, NoSim), ("CMS", 330, NoSmsc), ("CME", 103, SimRejected),
 ])
 def test_sim_errors_need_an_operator(family, code, kind):
     error = error_for_result(family, code)
@@ -52,8 +55,11 @@ def test_sim_busy_and_network():
     assert isinstance(error_for_result("CME", 14), SimBusy)
     assert isinstance(error_for_result("CMS", 314), SimBusy)
     assert error_for_result("CMS", 314).temporary
-    for family, code in (("CMS", 331), ("CMS", 332), ("CME", 30), ("CME", 31)):
+    for family, code in (("CMS", 331), ("CME", 30), ("CME", 32), ("CME", 111)):
         assert isinstance(error_for_result(family, code), NoNetwork)
+    for family, code in (("CMS", 332), ("CME", 31)):  # one request timed out, not the network
+        error = error_for_result(family, code)
+        assert type(error) is TemporaryError
 
 
 def test_reasons_and_messages():

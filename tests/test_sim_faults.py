@@ -34,6 +34,14 @@ def test_next_n_cms_errors(h, code):
     assert "cms_error" not in h.modem.faults
 
 
+def test_a_cms_error_can_spare_the_first_sends(h):
+    h.modem.set_fault("cms_error", code=42, count=1, skip=2)
+    assert send(h).endswith("+CMGS: 0\r\n" + OK)
+    assert send(h).endswith("+CMGS: 1\r\n" + OK)
+    assert send(h) == "\r\n> \r\n+CMS ERROR: 42\r\n"
+    assert send(h).endswith("+CMGS: 2\r\n" + OK)
+
+
 def test_cms_error_plain_when_cmee_is_off(h):
     h.at("AT+CMEE=0")
     h.modem.set_fault("cms_error", code=38)

@@ -5,7 +5,9 @@ the caller (the dispatcher):
 
 - ``temporary``: trying the same thing later may succeed without anyone
   changing anything (network busy, timeout, link down, SIM busy).  Keep the
-  message queued.
+  message queued.  ``NoNetwork``, ``LinkDown`` and ``ModemTimeout`` say the
+  modem cannot send anything now; the other temporary errors concern this
+  one request.
 - ``PermanentError`` (``temporary`` false): this request is refused and will
   be refused again (unassigned number, barred, invalid PDU).  Fail the
   message; the modem is fine.
@@ -13,15 +15,17 @@ the caller (the dispatcher):
   or wrong, PUK, no SIM).  Keep every message queued, stop, and tell someone.
   A wrong PIN is never sent twice.
 
-Errors carry the +CMS / +CME code and a readable reason from the tables of
-3GPP TS 27.005 (+CMS, with the RP causes of 24.011 and the TP-FCS values of
-23.040) and TS 27.007 (+CME).  ``error_for_result`` turns a final result
-code into the right exception.
+Errors carry the +CMS / +CME code and a readable reason.  ``CMS_CODES`` and
+``CME_CODES`` are the one table that names and classifies every code (3GPP TS
+27.005 +CMS with the RP causes of 24.011 and the TP-FCS values of 23.040, TS
+27.007 +CME; the sources of each choice are beside the table, and the README
+lists the same table).  ``error_for_result`` turns a final result code into
+the right exception.
 """
 
 from __future__ import annotations
 
-from typing import Dict, FrozenSet, Optional
+from typing import Dict, Optional, Tuple
 
 
 class ModemError(Exception):
@@ -113,197 +117,196 @@ class NoSim(SimError):
     """No SIM card is inserted (or it is not readable)."""
 
 
-# --- 27.005 section 3.2.5: +CMS ERROR codes ------------------------------------------------
-CMS_REASONS: Dict[int, str] = {
-    # 0..127: RP cause values, 3GPP TS 24.011 table 8.4
-    1: "unassigned (unallocated) number",
-    8: "operator determined barring",
-    10: "call barred",
-    17: "network failure",
-    21: "short message transfer rejected",
-    22: "memory capacity exceeded",
-    27: "destination out of order",
-    28: "unidentified subscriber",
-    29: "facility rejected",
-    30: "unknown subscriber",
-    38: "network out of order",
-    41: "temporary failure",
-    42: "congestion",
-    47: "resources unavailable, unspecified",
-    50: "requested facility not subscribed",
-    69: "requested facility not implemented",
-    81: "invalid short message transfer reference value",
-    95: "invalid message, unspecified",
-    96: "invalid mandatory information",
-    97: "message type non-existent or not implemented",
-    98: "message not compatible with short message protocol state",
-    99: "information element non-existent or not implemented",
-    111: "protocol error, unspecified",
-    127: "interworking, unspecified",
-    # 128..255: TP-FCS values, 3GPP TS 23.040 9.2.3.22
-    128: "telematic interworking not supported",
-    129: "short message type 0 not supported",
-    130: "cannot replace short message",
-    143: "unspecified TP-PID error",
-    144: "data coding scheme (alphabet) not supported",
-    145: "message class not supported",
-    159: "unspecified TP-DCS error",
-    160: "command cannot be actioned",
-    161: "command unsupported",
-    175: "unspecified TP-command error",
-    176: "TPDU not supported",
-    192: "SC busy",
-    193: "no SC subscription",
-    194: "SC system failure",
-    195: "invalid SME address",
-    196: "destination SME barred",
-    197: "SM rejected - duplicate SM",
-    198: "TP-VPF not supported",
-    199: "TP-VP not supported",
-    208: "(U)SIM SMS storage full",
-    209: "no SMS storage capability in (U)SIM",
-    210: "error in MS",
-    211: "memory capacity exceeded",
-    212: "(U)SIM application toolkit busy",
-    213: "(U)SIM data download error",
-    255: "unspecified error cause",
-    # 300..: 27.005 itself
-    300: "ME failure",
-    301: "SMS service of ME reserved",
-    302: "operation not allowed",
-    303: "operation not supported",
-    304: "invalid PDU mode parameter",
-    305: "invalid text mode parameter",
-    310: "(U)SIM not inserted",
-    311: "(U)SIM PIN required",
-    312: "PH-(U)SIM PIN required",
-    313: "(U)SIM failure",
-    314: "(U)SIM busy",
-    315: "(U)SIM wrong",
-    316: "(U)SIM PUK required",
-    317: "(U)SIM PIN2 required",
-    318: "(U)SIM PUK2 required",
-    320: "memory failure",
-    321: "invalid memory index",
-    322: "memory full",
-    330: "SMSC address unknown",
-    331: "no network service",
-    332: "network timeout",
-    340: "no +CNMA acknowledgement expected",
-    500: "unknown error",
-    # 512..: manufacturer specific; these are the common meanings (Siemens/Cinterion, Huawei)
-    512: "user abort (manufacturer specific)",
-    513: "unable to store (manufacturer specific)",
-    514: "invalid status (manufacturer specific)",
-    515: "device busy, or initialisation in progress (manufacturer specific)",
-    516: "invalid length (manufacturer specific)",
-    517: "invalid character in PDU (manufacturer specific)",
-    518: "invalid parameter (manufacturer specific)",
-    519: "invalid length or character (manufacturer specific)",
-    520: "invalid character in text (manufacturer specific)",
-    521: "timer expired (manufacturer specific)",
-    522: "operation temporarily not allowed (manufacturer specific)",
-    532: "SIM not ready (manufacturer specific)",
-    535: "protocol stack busy (manufacturer specific)",
+class NoSmsc(SimError):
+    """No SMS centre number: the SIM has none and [modem] smsc is empty (+CMS 330)."""
+
+
+class SimRejected(SimError):
+    """The network refuses this SIM or modem (illegal MS/ME, 3GPP TS 24.008 causes 3 and
+    6): it stays refused until someone deals with the subscription or the device."""
+
+
+# --- the one table of +CMS / +CME codes ----------------------------------------------------
+#
+# Every code maps to (reason, error class).  The class decides what happens to the message
+# (see ``smss.transports.modem.failure``): PermanentError fails it; TemporaryError (and
+# SimBusy, once waited out) defers it alone; NoNetwork keeps every message and ends the
+# pass; SimError keeps every message and asks for a person.  A code not listed here is
+# temporary (retried, bounded by [dispatcher] max_attempts): a wrong "temporary" costs a
+# few retries, a wrong "permanent" loses a message.
+#
+# Sources: 3GPP TS 27.005 3.2.5 (the +CMS list), TS 24.011 8.2.5.4 and annex E (the RP
+# causes a network returns for a submitted SMS, and which of them are temporary), TS 23.040
+# 9.2.3.22 (TP-FCS), TS 27.007 9.2 (+CME), TS 24.008 annex G (registration causes); and
+# what maintained software does: gammu (libgammu/phone/at/atgen.c ATGEN_HandleCMSError
+# groups 38, 41, 42, 47, 111, 331, 332 as network errors), Kannel (gw/smsc/smsc_at.c
+# at2_send_one_message: every +CMS ERROR after AT+CMGS fails that message temporarily and
+# keeps the modem), smstools3 (src/smsd.c send_part: any error retries that part after
+# errorsleeptime, the modem stays open).
+CMS_CODES: Dict[int, Tuple[str, type]] = {
+    # RP causes (24.011 table 8.4).  Annex E: 1, 8, 10, 21, 29, 30, 50, 69 and the
+    # invalid-message class (95-97, 99) say this submission is refused and will be again;
+    # 38 "network out of order" and 41 "temporary failure" say the network is not working
+    # now (38 for longer) - the message is tried again later, like every other message
+    # (gammu, Kannel, smstools3).  17 (MSC failure, MAP problems), 27 (the destination's
+    # interface is out of order), 28 (this subscriber unknown in the VLR) and 127 (the
+    # precise cause cannot be ascertained) are not about the message either: temporary.
+    1: ("unassigned (unallocated) number", PermanentError),
+    8: ("operator determined barring", PermanentError),
+    10: ("call barred", PermanentError),
+    17: ("network failure", TemporaryError),
+    21: ("short message transfer rejected", PermanentError),
+    22: ("memory capacity exceeded", TemporaryError),
+    27: ("destination out of order", TemporaryError),
+    28: ("unidentified subscriber", TemporaryError),
+    29: ("facility rejected", PermanentError),
+    30: ("unknown subscriber", PermanentError),
+    38: ("network out of order", TemporaryError),
+    41: ("temporary failure", TemporaryError),
+    42: ("congestion", TemporaryError),
+    47: ("resources unavailable, unspecified", TemporaryError),
+    50: ("requested facility not subscribed", PermanentError),
+    69: ("requested facility not implemented", PermanentError),
+    81: ("invalid short message transfer reference value", TemporaryError),
+    95: ("invalid message, unspecified", PermanentError),
+    96: ("invalid mandatory information", PermanentError),
+    97: ("message type non-existent or not implemented", PermanentError),
+    98: ("message not compatible with short message protocol state", TemporaryError),
+    99: ("information element non-existent or not implemented", PermanentError),
+    111: ("protocol error, unspecified", TemporaryError),
+    127: ("interworking, unspecified", TemporaryError),
+    # TP-FCS (23.040 9.2.3.22) from the SMSC: what it cannot do with this message is
+    # permanent; "SC busy", "SC system failure" and the (U)SIM / MS conditions are not.
+    128: ("telematic interworking not supported", PermanentError),
+    129: ("short message type 0 not supported", PermanentError),
+    130: ("cannot replace short message", PermanentError),
+    143: ("unspecified TP-PID error", PermanentError),
+    144: ("data coding scheme (alphabet) not supported", PermanentError),
+    145: ("message class not supported", PermanentError),
+    159: ("unspecified TP-DCS error", PermanentError),
+    160: ("command cannot be actioned", PermanentError),
+    161: ("command unsupported", PermanentError),
+    175: ("unspecified TP-command error", PermanentError),
+    176: ("TPDU not supported", PermanentError),
+    192: ("SC busy", TemporaryError),
+    193: ("no SC subscription", PermanentError),
+    194: ("SC system failure", TemporaryError),
+    195: ("invalid SME address", PermanentError),
+    196: ("destination SME barred", PermanentError),
+    197: ("SM rejected - duplicate SM", PermanentError),
+    198: ("TP-VPF not supported", PermanentError),
+    199: ("TP-VP not supported", PermanentError),
+    208: ("(U)SIM SMS storage full", TemporaryError),
+    209: ("no SMS storage capability in (U)SIM", TemporaryError),
+    210: ("error in MS", TemporaryError),
+    211: ("memory capacity exceeded", TemporaryError),
+    212: ("(U)SIM application toolkit busy", TemporaryError),
+    213: ("(U)SIM data download error", TemporaryError),
+    255: ("unspecified error cause", TemporaryError),
+    # 27.005 itself.  304/305: our PDU or text is wrong; 303: the modem cannot do it.
+    # 330 (no SMSC): every message would fail until someone sets [modem] smsc.  331 (not
+    # registered): every message would fail, none is the cause: keep them all.  332: the
+    # network did not acknowledge in time - the message may have gone (it counts).
+    300: ("ME failure", TemporaryError),
+    301: ("SMS service of ME reserved", TemporaryError),
+    302: ("operation not allowed", TemporaryError),
+    303: ("operation not supported", PermanentError),
+    304: ("invalid PDU mode parameter", PermanentError),
+    305: ("invalid text mode parameter", PermanentError),
+    310: ("(U)SIM not inserted", NoSim),
+    311: ("(U)SIM PIN required", PinRequired),
+    312: ("PH-(U)SIM PIN required", PinRequired),
+    313: ("(U)SIM failure", NoSim),
+    314: ("(U)SIM busy", SimBusy),
+    315: ("(U)SIM wrong", NoSim),
+    316: ("(U)SIM PUK required", PukRequired),
+    317: ("(U)SIM PIN2 required", TemporaryError),
+    318: ("(U)SIM PUK2 required", PukRequired),
+    320: ("memory failure", TemporaryError),
+    321: ("invalid memory index", PermanentError),
+    322: ("memory full", TemporaryError),
+    330: ("SMSC address unknown", NoSmsc),
+    331: ("no network service", NoNetwork),
+    332: ("network timeout", TemporaryError),
+    340: ("no +CNMA acknowledgement expected", TemporaryError),
+    500: ("unknown error", TemporaryError),
+    # 512..: manufacturer specific, and the makers disagree (smstools3 src/modeminit.c:
+    # 512 MM establishment failure, 513 lower layer failure, 514 congestion, 515 init in
+    # progress; Siemens/Cinterion: 512 user abort ...).  Only the PDU/parameter errors
+    # 516-520 (Cinterion; gammu treats 517, 519, 520 as a bug of the caller) are permanent.
+    512: ("MM establishment failure or user abort (manufacturer specific)", TemporaryError),
+    513: ("lower layer failure or unable to store (manufacturer specific)", TemporaryError),
+    514: ("congestion or invalid status (manufacturer specific)", TemporaryError),
+    515: ("device busy, or initialisation in progress (manufacturer specific)", TemporaryError),
+    516: ("invalid length (manufacturer specific)", PermanentError),
+    517: ("invalid character in PDU (manufacturer specific)", PermanentError),
+    518: ("invalid parameter (manufacturer specific)", PermanentError),
+    519: ("invalid length or character (manufacturer specific)", PermanentError),
+    520: ("invalid character in text (manufacturer specific)", PermanentError),
+    521: ("timer expired (manufacturer specific)", TemporaryError),
+    522: ("operation temporarily not allowed (manufacturer specific)", TemporaryError),
+    532: ("SIM not ready (manufacturer specific)", TemporaryError),
+    535: ("protocol stack busy (manufacturer specific)", TemporaryError),
 }
 
-# 27.007 section 9.2: +CME ERROR codes
-CME_REASONS: Dict[int, str] = {
-    0: "phone failure",
-    1: "no connection to phone",
-    2: "phone-adaptor link reserved",
-    3: "operation not allowed",
-    4: "operation not supported",
-    5: "PH-SIM PIN required",
-    6: "PH-FSIM PIN required",
-    7: "PH-FSIM PUK required",
-    10: "SIM not inserted",
-    11: "SIM PIN required",
-    12: "SIM PUK required",
-    13: "SIM failure",
-    14: "SIM busy",
-    15: "SIM wrong",
-    16: "incorrect password",
-    17: "SIM PIN2 required",
-    18: "SIM PUK2 required",
-    20: "memory full",
-    21: "invalid index",
-    22: "not found",
-    23: "memory failure",
-    24: "text string too long",
-    25: "invalid characters in text string",
-    26: "dial string too long",
-    27: "invalid characters in dial string",
-    30: "no network service",
-    31: "network timeout",
-    32: "network not allowed - emergency calls only",
-    40: "network personalization PIN required",
-    41: "network personalization PUK required",
-    42: "network subset personalization PIN required",
-    43: "network subset personalization PUK required",
-    44: "service provider personalization PIN required",
-    45: "service provider personalization PUK required",
-    46: "corporate personalization PIN required",
-    47: "corporate personalization PUK required",
-    50: "incorrect parameters",
-    100: "unknown",
-    103: "illegal MS",
-    106: "illegal ME",
-    107: "GPRS services not allowed",
-    111: "PLMN not allowed",
-    112: "location area not allowed",
-    113: "roaming not allowed in this location area",
-    148: "unspecified GPRS error",
-    149: "PDP authentication failure",
-    150: "invalid mobile class",
+CME_CODES: Dict[int, Tuple[str, type]] = {
+    # 27.007 9.2.  SIM states need a person; 30 and 32 (not registered, emergency calls
+    # only) and the registration rejects 111-113 (24.008 annex G: PLMN / location area /
+    # roaming not allowed) keep every message; 103/106 (illegal MS/ME, 24.008 causes 3
+    # and 6) mean the network refuses this SIM or device until someone acts; 31 (network
+    # timeout) is about one request, like +CMS 332.
+    0: ("phone failure", TemporaryError),
+    1: ("no connection to phone", TemporaryError),
+    2: ("phone-adaptor link reserved", TemporaryError),
+    3: ("operation not allowed", TemporaryError),
+    4: ("operation not supported", PermanentError),
+    5: ("PH-SIM PIN required", PinRequired),
+    6: ("PH-FSIM PIN required", PinRequired),
+    7: ("PH-FSIM PUK required", PukRequired),
+    10: ("SIM not inserted", NoSim),
+    11: ("SIM PIN required", PinRequired),
+    12: ("SIM PUK required", PukRequired),
+    13: ("SIM failure", NoSim),
+    14: ("SIM busy", SimBusy),
+    15: ("SIM wrong", NoSim),
+    16: ("incorrect password", WrongPin),
+    17: ("SIM PIN2 required", TemporaryError),
+    18: ("SIM PUK2 required", PukRequired),
+    20: ("memory full", TemporaryError),
+    21: ("invalid index", PermanentError),
+    22: ("not found", PermanentError),
+    23: ("memory failure", TemporaryError),
+    24: ("text string too long", PermanentError),
+    25: ("invalid characters in text string", PermanentError),
+    26: ("dial string too long", PermanentError),
+    27: ("invalid characters in dial string", PermanentError),
+    30: ("no network service", NoNetwork),
+    31: ("network timeout", TemporaryError),
+    32: ("network not allowed - emergency calls only", NoNetwork),
+    40: ("network personalization PIN required", PinRequired),
+    41: ("network personalization PUK required", PukRequired),
+    42: ("network subset personalization PIN required", PinRequired),
+    43: ("network subset personalization PUK required", PukRequired),
+    44: ("service provider personalization PIN required", PinRequired),
+    45: ("service provider personalization PUK required", PukRequired),
+    46: ("corporate personalization PIN required", PinRequired),
+    47: ("corporate personalization PUK required", PukRequired),
+    50: ("incorrect parameters", PermanentError),
+    100: ("unknown", TemporaryError),
+    103: ("illegal MS", SimRejected),
+    106: ("illegal ME", SimRejected),
+    107: ("GPRS services not allowed", TemporaryError),
+    111: ("PLMN not allowed", NoNetwork),
+    112: ("location area not allowed", NoNetwork),
+    113: ("roaming not allowed in this location area", NoNetwork),
+    148: ("unspecified GPRS error", TemporaryError),
+    149: ("PDP authentication failure", TemporaryError),
+    150: ("invalid mobile class", TemporaryError),
 }
 
-# --- classification ---------------------------------------------------------------------------
-# +CMS codes after which the same message will be refused again.
-_CMS_PERMANENT: FrozenSet[int] = frozenset(
-    {1, 8, 10, 21, 28, 29, 30, 50, 69, 95, 96, 97, 99, 127}
-    | {128, 129, 130, 143, 144, 145, 159, 160, 161, 175, 176}
-    | {193, 195, 196, 197, 198, 199}
-    | {303, 304, 305, 321, 516, 517, 518, 519, 520}
-)
-_CMS_NO_NETWORK: FrozenSet[int] = frozenset({17, 27, 38, 331, 332})
-_CMS_BUSY: FrozenSet[int] = frozenset({314})
-_CMS_SIM: Dict[int, type] = {
-    310: NoSim,
-    311: PinRequired,
-    312: PinRequired,
-    313: NoSim,
-    315: NoSim,
-    316: PukRequired,
-    318: PukRequired,
-}
-# Temporary network / busy conditions that are simply retried later: 22, 41, 42, 47, 81, 98,
-# 111, 192, 194, 210-213, 255, 300-302, 320, 322, 330, 500, 512-515, 521, 522, 532, 535 and every
-# code not listed anywhere (bounded by the dispatcher's max_attempts).
-
-_CME_PERMANENT: FrozenSet[int] = frozenset({4, 21, 22, 24, 25, 26, 27, 50})
-_CME_NO_NETWORK: FrozenSet[int] = frozenset({30, 31, 32, 103, 106, 111, 112, 113})
-_CME_BUSY: FrozenSet[int] = frozenset({14})
-_CME_SIM: Dict[int, type] = {
-    5: PinRequired,
-    6: PinRequired,
-    7: PukRequired,
-    10: NoSim,
-    11: PinRequired,
-    12: PukRequired,
-    13: NoSim,
-    15: NoSim,
-    16: WrongPin,
-    18: PukRequired,
-    40: PinRequired,
-    41: PukRequired,
-    42: PinRequired,
-    43: PukRequired,
-    44: PinRequired,
-    45: PukRequired,
-    46: PinRequired,
-    47: PukRequired,
-}
+CODES = {"CMS": CMS_CODES, "CME": CME_CODES}
+CMS_REASONS: Dict[int, str] = {code: reason for code, (reason, _) in CMS_CODES.items()}
+CME_REASONS: Dict[int, str] = {code: reason for code, (reason, _) in CME_CODES.items()}
 
 
 def reason_for(family: Optional[str], code: Optional[int]) -> str:
@@ -377,22 +380,6 @@ def error_for_result(
     if text and reason.startswith("unknown code"):
         reason = text
     kwargs = {"code": code, "family": family, "command": command}
-    if family == "CMS":
-        if code in _CMS_SIM:
-            return _CMS_SIM[code](reason, **kwargs)
-        if code in _CMS_BUSY:
-            return SimBusy(reason, **kwargs)
-        if code in _CMS_NO_NETWORK:
-            return NoNetwork(reason, **kwargs)
-        if code in _CMS_PERMANENT:
-            return PermanentError(reason, **kwargs)
-        return TemporaryError(reason, **kwargs)
-    if code in _CME_SIM:
-        return _CME_SIM[code](reason, **kwargs)
-    if code in _CME_BUSY:
-        return SimBusy(reason, **kwargs)
-    if code in _CME_NO_NETWORK:
-        return NoNetwork(reason, **kwargs)
-    if code in _CME_PERMANENT:
-        return PermanentError(reason, **kwargs)
-    return TemporaryError(reason, **kwargs)
+    entry = (CMS_CODES if family == "CMS" else CME_CODES).get(code)
+    error_class = entry[1] if entry else TemporaryError
+    return error_class(reason, **kwargs)

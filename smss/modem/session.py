@@ -3,7 +3,8 @@
 ``ModemSession`` owns the conversation: initialisation (reset, echo off,
 numeric errors, SIM PIN, network registration, SMSC, storage, new-message and
 status-report indications), sending in PDU mode with exactly one ``AT+CMGS``
-per part, the stored messages, status reports, USSD and recovery.  It never
+per part (``send_parts`` can leave out the parts an earlier attempt got
+through), the stored messages, status reports, USSD and recovery.  It never
 re-initialises between messages and never retries a send on its own (a retry
 could send an SMS twice); it raises a ``ModemError`` whose class tells the
 caller what to do (see ``smss.modem.errors``).
@@ -20,11 +21,19 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Collection, Deque, List, Optional, Tuple, TypeVar, Union
 
 from smss.gsm import alphabet
 from smss.gsm import ussd as ussd_codec
-from smss.gsm.pdu import Deliver, PduError, StatusReport, Submit, build_submits, decode_pdu
+from smss.gsm.pdu import (
+    Deliver,
+    PduError,
+    StatusReport,
+    Submit,
+    SubmitPdu,
+    build_submits,
+    decode_pdu,
+)
 
 from .atparse import Unsolicited
 from .engine import AtEngine, Response
@@ -72,6 +81,32 @@ STAT_NAMES = {0: "REC UNREAD", 1: "REC READ", 2: "STO UNSENT", 3: "STO SENT", 4:
 CNMI_WITH_REPORTS = ("2,1,0,2,0", "1,1,0,2,0", "2,1,0,1,0", "1,1,0,1,0", "2,1,0,2", "2,1,0,1")
 CNMI_WITHOUT_REPORTS = ("2,1,0,0,0", "1,1,0,0,0", "2,1,0,0", "2,1")
 _STORAGE = re.compile(r"^[A-Z]{2}$")
+# Start-up lines: the modem has (re)started and forgotten its settings.  What each maker
+# prints is in smss.sim.boot, with its source: RDY (SIMCom, Quectel), +CFUN: 1, +CPIN:
+# <state> (the SIM read again), Call Ready / SMS Ready (SIM800, M95), SMS DONE / PB DONE
+# (SIM7600), +QUSIM / +QIND: SMS DONE / PB DONE (Quectel EC2x), ^SYSSTART (Cinterion,
+# Huawei modules).  Not Huawei's ^BOOT:..., which repeats while the modem runs.
+BOOT_NAMES = ("RDY", "+CFUN", "+CPIN", "CALL READY", "SMS READY", "SMS DONE", "PB DONE",
+              "+QUSIM", "+QIND", "^SYSSTART")
+
+
+def is_boot_line(event: Unsolicited) -> bool:
+    """True for an unsolicited line a modem prints when it has (re)started."""
+    args = event.args.strip().upper()
+    if event.name == "+CFUN":
+        return args == "1"  # full function again (+CFUN: 0 is a radio switched off)
+    if event.name == "+QIND":
+        return args in ("SMS DONE", "PB DONE")  # not its other indications ("csq" ...)
+    return event.name in BOOT_NAMES
+
+
+def is_sim_ready_line(event: Unsolicited) -> bool:
+    """True for a start-up line that only says the SIM became ready - what a modem also
+    prints after AT+CPIN=<pin> (smss.sim.boot: SIMCom, Quectel)."""
+    if event.name == "+CPIN":
+        return event.args.strip().upper() == "READY"
+    return event.name in ("CALL READY", "SMS READY", "SMS DONE", "PB DONE", "+QUSIM",
+                          "+QIND")
 _USSD_CODE = re.compile(r"^[0-9*#+]{1,160}$")
 
 
@@ -97,6 +132,7 @@ class ModemSettings:
     reset_wait: float = 15.0  # after AT+CFUN=1,1 before the port is opened again
     read_timeout: float = 0.1  # granularity of reads from the port
     quiet_time: float = 0.3  # silence that tells leftover output has ended (re-sync)
+    health_interval: float = 60.0  # between checks that the settings are still there
 
     @classmethod
     def from_config(cls, config: Any, **overrides: Any) -> "ModemSettings":
@@ -122,9 +158,24 @@ class ModemSettings:
             "register_timeout": config.get("modem", "register_timeout"),
             "transliterate": optional("messages", "transliterate", False),
             "pin_guard_file": optional("modem", "pin_guard_file", ""),
+            "health_interval": optional("modem", "health_interval", 60.0),
         }
         values.update(overrides)
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message encoded for sending: its parts under one concatenation reference."""
+
+    number: str
+    pdus: Tuple[SubmitPdu, ...]
+    encoding: str  # "gsm7" or "ucs2"
+    concat_reference: int
+
+    @property
+    def parts(self) -> int:
+        return len(self.pdus)
 
 
 @dataclass(frozen=True)
@@ -172,6 +223,8 @@ class _State:
     model: Optional[str] = None
     cnmi: Optional[str] = None
     references: List[int] = field(default_factory=list)
+    initialised: bool = False  # the last initialisation finished
+    pin_entered: bool = False  # ... and it entered the PIN: "+CPIN: READY" etc. answer it
 
 
 def split_fields(args: str) -> List[str]:
@@ -333,8 +386,10 @@ class ModemSession:
     def _initialise(self) -> None:
         settings = self.settings
         engine = self._require()
+        self._state.initialised = self._state.pin_entered = False
         # Esc leaves a > prompt a crashed process may have left; AT finds the baud rate
         engine.resync(settings.command_timeout)
+        engine.take_unsolicited(BOOT_NAMES)  # start-up lines so far: answered by this
         self._command("ATZ")
         self._command("ATE0")
         self._optional("AT+CMEE=1")
@@ -355,6 +410,57 @@ class ModemSession:
                 raise
             except ModemError as exc:
                 log.warning("init command %s failed: %s", command, exc)
+        self._state.initialised = True
+
+    # --- restarts
+    def restarted(self, *, check_settings: bool = False) -> Optional[str]:
+        """Why the modem must be initialised again, or None.  A modem that restarts (power
+        cut, watchdog, firmware) forgets AT+CNMI and the rest and tells nobody: it prints
+        a start-up line (``is_boot_line``), or - a silent one - AT+CNMI? / AT+CPMS? no
+        longer show what was set (asked with ``check_settings``).  Also when the last
+        initialisation did not finish."""
+        engine = self._require()
+        engine.poll()
+        events = [event for event in engine.take_unsolicited(BOOT_NAMES) if is_boot_line(event)]
+        if self._state.pin_entered:  # the SIM getting ready after our PIN is no restart
+            events = [event for event in events if not is_sim_ready_line(event)]
+        if events:
+            return "it printed " + ", ".join(event.text for event in events)
+        if not self._state.initialised:
+            return "its initialisation did not finish"
+        return self._settings_lost() if check_settings else None
+
+    def initialise_again_if_restarted(self, *, check_settings: bool = False) -> bool:
+        """Initialise the modem again when it restarted (see ``restarted``); True if so."""
+        why = self.restarted(check_settings=check_settings)
+        if why is None:
+            return False
+        log.warning("the modem on %s restarted (%s); initialising it again",
+                    self.settings.device, why)
+        self._initialise()
+        return True
+
+    def _settings_lost(self) -> Optional[str]:
+        """What AT+CNMI? / AT+CPMS? show that differs from what was set, or None."""
+        wanted = self._state.cnmi
+        if wanted is not None:
+            response = self._optional("AT+CNMI?")
+            value = response.value("+CNMI") if response is not None else None
+            if value is not None:
+                now = [_int(f) for f in split_fields(value)]
+                want = [_int(f) for f in wanted.split(",")]
+                if now[:len(want)] != want:
+                    return f"AT+CNMI? answers {value}, not {wanted}"
+        if self.settings.storage:
+            response = self._optional("AT+CPMS?")
+            value = response.value("+CPMS") if response is not None else None
+            if value is not None:
+                fields = split_fields(value)
+                now = [fields[i].upper() for i in range(0, len(fields), 3)]
+                want = split_fields(self._cpms_command(self.settings.storage)[8:])
+                if now != want[:len(now)]:
+                    return f"AT+CPMS? answers {value}, not {','.join(want)}"
+        return None
 
     def _optional(self, command: str) -> Optional[Response]:
         try:
@@ -394,6 +500,7 @@ class ModemSession:
                 command="AT+CPIN?",
             )
         log.info("entering the SIM PIN")
+        self._state.pin_entered = True
         try:
             # sent exactly once; whatever happens next, the SIM's state decides
             self._command(f'AT+CPIN="{pin}"', busy=False)
@@ -506,15 +613,15 @@ class ModemSession:
         self._concat = (self._concat + 1) % 256
         return self._concat
 
-    def send(self, number: str, text: str, *, concat_reference: Optional[int] = None
-             ) -> SendResult:
-        """Send one SMS (several parts when long), one AT+CMGS per part.
+    def next_concat_reference(self) -> int:
+        """A concatenation reference for the next multipart message (0..255, counting up)."""
+        return self._next_reference()
 
-        ``concat_reference`` ties the parts together (0..255 8-bit, up to 65535 16-bit);
-        by default the session counts one up per multipart message.  A failure after some
-        parts went out carries their references in ``error.sent_references``.
-        """
-        engine = self._require()
+    def encode(self, number: str, text: str, *, concat_reference: Optional[int] = None
+               ) -> Outgoing:
+        """The message as the PDUs AT+CMGS takes (several parts when long, tied together
+        by ``concat_reference``: 0..255 8-bit, up to 65535 16-bit; by default the session
+        counts one up per message).  PermanentError when it cannot be encoded."""
         settings = self.settings
         if concat_reference is None:
             concat_reference = self._next_reference()
@@ -531,15 +638,38 @@ class ModemSession:
             raise PermanentError(f"cannot encode the message: {exc}") from exc
         plain = alphabet.transliterate(text) if settings.transliterate else text
         encoding = "gsm7" if alphabet.is_gsm7(plain) else "ucs2"
-        if len(pdus) > 1:
+        return Outgoing(number, tuple(pdus), encoding, concat_reference)
+
+    def send(self, number: str, text: str, *, concat_reference: Optional[int] = None
+             ) -> SendResult:
+        """Send one SMS (several parts when long), one AT+CMGS per part (see ``encode`` and
+        ``send_parts``)."""
+        return self.send_parts(self.encode(number, text, concat_reference=concat_reference))
+
+    def send_parts(self, message: Outgoing, *, skip: Collection[int] = (),
+                   on_part: Optional[Callable[[int, Optional[int]], None]] = None
+                   ) -> SendResult:
+        """Send the parts of ``message`` (numbered from 1) except those in ``skip`` (an
+        earlier attempt got them through), in order, one AT+CMGS each.  ``on_part(number,
+        reference)`` runs after each part the network accepted, before the next goes out.
+        The result has None as the reference of a skipped part.  A failure carries the
+        references of the parts this call sent in ``error.sent_references``.
+        """
+        engine = self._require()
+        settings = self.settings
+        pdus = message.pdus
+        todo = [n for n in range(1, len(pdus) + 1) if n not in skip]
+        if len(todo) > 1:
             try:
                 self._command("AT+CMMS=1", check=False)  # keep the radio link up between parts
             except SimError:
                 raise
             except (ModemTimeout, LinkDown):
                 raise
-        references: List[Optional[int]] = []
-        for number_of_part, pdu in enumerate(pdus, 1):
+        references: List[Optional[int]] = [None] * len(pdus)
+        sent: List[Optional[int]] = []
+        for number_of_part in todo:
+            pdu = pdus[number_of_part - 1]
             command = f"AT+CMGS={pdu.tpdu_length}"
             try:
                 response = self._retry_busy(
@@ -549,16 +679,24 @@ class ModemSession:
                     )
                 )
             except ModemError as exc:
-                exc.sent_references = list(references)
-                log.warning("part %d/%d to %s failed: %s", number_of_part, len(pdus), number, exc)
+                exc.sent_references = list(sent)
+                log.warning("part %d/%d to %s failed: %s", number_of_part, len(pdus),
+                            message.number, exc)
                 raise
             value = response.value("+CMGS")
             reference = _int(split_fields(value)[0]) if value is not None else None
             if reference is None:
                 log.warning("no +CMGS reference for part %d/%d", number_of_part, len(pdus))
-            references.append(reference)
-        log.info("sent %d part(s) to %s, references %s", len(pdus), number, references)
-        return SendResult(references, len(pdus), encoding)
+            references[number_of_part - 1] = reference
+            sent.append(reference)
+            if on_part is not None:
+                on_part(number_of_part, reference)
+        if skip:
+            log.info("sent part(s) %s of %d to %s, references %s (the others went before)",
+                     todo, len(pdus), message.number, sent)
+        else:
+            log.info("sent %d part(s) to %s, references %s", len(pdus), message.number, sent)
+        return SendResult(references, len(pdus), message.encoding)
 
     # --- stored messages
     @staticmethod

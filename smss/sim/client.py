@@ -138,6 +138,11 @@ class ControlClient:
     def reset(self) -> None:
         self.call("reset")
 
+    def reboot(self, style: Optional[str] = None, seconds: Optional[float] = None
+               ) -> Dict[str, Any]:
+        """Restart the modem as a power cut would (see ``device.Modem.reboot``)."""
+        return self.call("reboot", style=style, seconds=seconds)
+
     def wait_for_sent(self, count: int, timeout: float = 30.0) -> List[Dict[str, Any]]:
         """Poll until at least ``count`` messages were sent; TimeoutError otherwise."""
         deadline = time.monotonic() + timeout

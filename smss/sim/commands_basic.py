@@ -150,7 +150,13 @@ def cfun(session, command):
         return ["+CFUN: (0,1,4),(0,1)"]
     if command.kind == SET:
         values = args(command)
-        integer(arg(values, 0), 0, 4)
+        fun = integer(arg(values, 0), 0, 4)
+        reset = arg(values, 1)
+        if reset is not None and integer(reset, 0, 1) == 1:
+            if fun != 1:
+                raise cme(50)  # 27.007 8.2: <rst> 1 only with <fun> 1
+            modem = session.modem
+            modem.schedule(0.0, modem.reboot)  # after the OK, as a real modem answers first
     return []
 
 

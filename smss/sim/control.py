@@ -9,8 +9,8 @@ Operations: ping, status, inject (sender, text, encoding, order, parts,
 concat_reference, smsc, timestamp), inject_pdu (pdu), sent (since), clear_sent,
 reports, report (reference, number, status), storage (memory), fault (name,
 params), clear_fault (name), faults, counts, reset_counts, lines (last),
-unknown, urc (lines), configure (settings), reset.  ``client.ControlClient``
-wraps them.
+unknown, urc (lines), configure (settings), reset, reboot (style, seconds).
+``client.ControlClient`` wraps them.
 """
 
 from __future__ import annotations
@@ -202,3 +202,7 @@ class ControlServer:
 
     def op_reset(self) -> None:
         self.modem.reset()
+
+    def op_reboot(self, style: Optional[str] = None,
+                  seconds: Optional[float] = None) -> Dict[str, Any]:
+        return self.modem.reboot(style, seconds)

@@ -23,7 +23,7 @@ from collections import Counter, deque
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from smss.sim import charset, commands_basic, commands_sms, inbound, records
+from smss.sim import boot, charset, commands_basic, commands_sms, inbound, records
 from smss.sim.atparse import Command
 from smss.sim.faults import Faults
 from smss.sim.results import AtError, cme, cms, plain
@@ -87,6 +87,7 @@ class Modem:
         self.waiting: List[str] = []  # inbound PDUs the network holds while the SIM is full
         self.registered_from = 0.0
         self._hung = False
+        self._booting_until = 0.0  # restarting: deaf until then
         self.swallowed = 0  # input bytes ignored while hung
         self._cmms_until = 0.0
         self._concat_ref = self.rng.randrange(256)
@@ -165,7 +166,31 @@ class Modem:
         return handler(session, command)
 
     def hung(self) -> bool:
-        return self._hung
+        """Input is swallowed: the hang fault, or the modem is restarting."""
+        return self._hung or self.clock() < self._booting_until
+
+    def reboot(self, style: Optional[str] = None, seconds: Optional[float] = None) -> dict:
+        """Restart as after a power cut or AT+CFUN=1,1: every AT setting goes back to its
+        power-on default (this modem keeps no stored profile such as AT&W saves), the SIM asks for
+        its PIN again, the modem is deaf for ``seconds`` and then prints what its
+        ``style`` prints (``boot.STYLES``).  Stored messages, the network's pending
+        reports and the faults stay; so do the links (a serial line or a TCP bridge)."""
+        with self.lock:
+            name = self.config.boot_style if style is None else style
+            boot.style(name)
+            delay = self.config.boot_seconds if seconds is None else float(seconds)
+            if delay < 0:
+                raise ValueError("seconds must not be negative")
+            self.settings = AtSettings.defaults(self.config)
+            self.sim.power_cycle()
+            self._booting_until = self.clock() + delay
+            self.registered_from = self._booting_until
+            self._cmms_until = 0.0
+            self.count("reboot")
+            log.info("restarting (%s, %gs)", name, delay)
+            self.schedule(delay, lambda: self.broadcast(
+                list(boot.power_on_lines(name, self.sim.state))))
+            return {"style": name, "seconds": delay}
 
     def command_delay(self) -> float:
         low, high = self.config.delays()[0]
@@ -419,9 +444,13 @@ class Modem:
             self.broadcast([commands_basic.creg_urc(self)])
 
     def pin_accepted(self) -> None:
-        """After a correct PIN: busy SIM for a moment, then registration."""
+        """After a correct PIN: busy SIM for a moment, then registration; the lines the
+        boot style prints once the SIM is unlocked."""
         self.registered_from = self.clock() + self.config.sim_busy_seconds
         self.faults.clear("pin_required")
+        unlocked = boot.unlocked_lines(self.config.boot_style)
+        if unlocked:
+            self.schedule(0.0, lambda: self.broadcast(list(unlocked)))
         if self.settings.creg > 0:
             self.schedule(self.config.sim_busy_seconds,
                           lambda: self.broadcast([commands_basic.creg_urc(self)]))
@@ -445,6 +474,7 @@ class Modem:
                 "next_reference": self.next_mr,
                 "faults": self.faults.snapshot(),
                 "hung": self._hung,
+                "booting": self.clock() < self._booting_until,
                 "swallowed": self.swallowed,
                 "waiting": len(self.waiting),
                 "sessions": [s.label for s in self.sessions],

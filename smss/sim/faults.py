@@ -6,13 +6,15 @@ Owns: which faults are active, their validated parameters, and the decision
 Faults and their parameters:
 
 - ``cms_error``  code=500, count=1 | probability=p, commands=["+CMGS","+CMSS"],
-  kind="cms"|"cme"|"plain": the named commands fail (+CMGS and +CMSS after
-  the body / at the network, like a rejection; any other command at once).
-- ``drop``       at="now"|"command"|"body"|"after_send", command=None, count=1:
+  kind="cms"|"cme"|"plain", skip=0: the named commands fail (+CMGS and +CMSS
+  after the body / at the network, like a rejection; any other command at
+  once); the first ``skip`` of them still succeed (part 2 of a message fails).
+- ``drop``       at="now"|"command"|"body"|"after_send", command=None, count=1, skip=0:
   the link goes down (TCP closed, pty hung up) right away, when the next
   command line arrives (optionally only that command), when a message is
   about to go out (AT+CMGS body, AT+CMSS; nothing sent) or after it went out
-  but before +CMGS: / +CMSS: is answered.
+  but before +CMGS: / +CMSS: is answered; the first ``skip`` times it would strike
+  pass.
 - ``hang``       at="now"|"body": the modem stops answering (input is swallowed)
   until the fault is cleared; "body" hangs when a message is about to go out.
 - ``no_network`` stat=0: +CREG stat (0 not registered, 2 searching, 3 denied);
@@ -48,8 +50,9 @@ _SPEC: Dict[str, Dict[str, Any]] = {
         "probability": None,
         "commands": ("+CMGS", "+CMSS"),
         "kind": "cms",
+        "skip": 0,
     },
-    "drop": {"at": "now", "command": None, "count": 1},
+    "drop": {"at": "now", "command": None, "count": 1, "skip": 0},
     "hang": {"at": "now"},
     "no_network": {"stat": 0},
     "sim_full": {},
@@ -92,7 +95,7 @@ class Faults:
             merged["commands"] = tuple(str(c).upper() for c in merged["commands"])
             if merged["count"] is None and merged["probability"] is None:
                 merged["count"] = 1
-        for key in ("count", "stat"):
+        for key in ("count", "stat", "skip"):
             if merged.get(key) is not None:
                 merged[key] = int(merged[key])
                 if merged[key] < 0:
@@ -130,10 +133,14 @@ class Faults:
 
     def fire(self, name: str, rng: random.Random) -> Optional[Dict[str, Any]]:
         """The parameters when ``name`` fires now (its count is used up by one, at 0 it
-        ends), else None.  A fault with a probability fires at random; with neither
-        count nor probability it fires every time."""
+        ends), else None.  While ``skip`` is above 0 it only counts down.  A fault with
+        a probability fires at random; with neither count nor probability it fires every
+        time."""
         params = self._active.get(name)
         if params is None:
+            return None
+        if params.get("skip"):
+            params["skip"] -= 1
             return None
         prob = params.get("probability")
         if prob is not None and rng.random() >= prob:

@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from smss.sim import boot
+
 REALISTIC = "realistic"
 
 
@@ -55,6 +57,10 @@ class SimConfig:
         default_factory=lambda: {"*100#": "Vas kredit je 123,45 Kc. Platnost do 31.12.2030."}
     )
     ussd_unknown: str = "Neznamy kod."
+    # restart (AT+CFUN=1,1 or the control channel's reboot): what it prints (boot.STYLES)
+    # and how long the modem is deaf before that
+    boot_style: str = "silent"
+    boot_seconds: float = 0.0
     seed: Optional[int] = None  # random faults and realistic latency
 
     def delays(self) -> Tuple[Tuple[float, float], Tuple[float, float]]:
@@ -86,6 +92,10 @@ class SimConfig:
             raise ValueError("ussd_encoding must be gsm7, ucs2 or text")
         if self.status_report_ds0 not in ("store", "discard"):
             raise ValueError("status_report_ds0 must be store or discard")
+        boot.style(self.boot_style)
+        if float(self.boot_seconds) < 0:
+            raise ValueError("boot_seconds must not be negative")
+        self.boot_seconds = float(self.boot_seconds)
         if self.first_index not in (0, 1):
             raise ValueError("first_index must be 0 or 1")
         if self.capacity < 1 or self.me_capacity < 1:

@@ -38,6 +38,13 @@ class SimCard:
         if self.state == READY:
             self.state = SIM_PIN
 
+    def power_cycle(self) -> None:
+        """The SIM lost power: it asks for its PIN again (if it has one).  The tries left
+        are kept on the card (3GPP TS 31.102 / ETSI TS 102 221 PIN retry counters)."""
+        if self.pin is not None and self.state == READY:
+            self.state = SIM_PIN
+        self.busy_until = 0.0
+
     def busy(self, now: float) -> bool:
         return now < self.busy_until
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import pathlib
 import re
+import sqlite3
 from dataclasses import dataclass
 from importlib import resources
 from typing import List
@@ -122,6 +123,11 @@ def _run_ddl(conn: Connection, statement: str) -> None:
         conn.execute(statement).close()
     except pymysql.err.OperationalError as exc:
         if conn.dialect != "mysql" or exc.args[0] not in _ALREADY_DONE:
+            raise
+        log.info("already applied: %s", statement.splitlines()[0][:80])
+    except sqlite3.OperationalError as exc:
+        # SQLite has no ADD COLUMN IF NOT EXISTS: a column that is there was added before
+        if not str(exc).startswith("duplicate column name"):
             raise
         log.info("already applied: %s", statement.splitlines()[0][:80])
 

@@ -125,14 +125,16 @@ class Claimed:
     created_at: datetime
     attempts: int
     last_error: Optional[str]
+    progress: Optional[str] = None  # how far an earlier attempt got (Progress.encode())
 
 
-_CLAIMED_COLUMNS = "id, phone, text, parts, client, route, created_at, attempts, last_error"
+_CLAIMED_COLUMNS = ("id, phone, text, parts, client, route, created_at, attempts, last_error,"
+                    " progress")
 
 
 def _claimed(row) -> Claimed:
     return Claimed(int(row[0]), row[1], row[2], int(row[3]), row[4], row[5],
-                   as_datetime(row[6]), int(row[7]), row[8])
+                   as_datetime(row[6]), int(row[7]), row[8], row[9])
 
 
 def get_claimed(conn: Connection, message_id: int) -> Optional[Claimed]:
@@ -194,6 +196,14 @@ def mark_sending_many(conn: Connection, message_ids: Sequence[int]) -> None:
         for message_id in message_ids:  # by primary key, one row at a time (no gap locks)
             conn.execute("UPDATE msg SET send_started_at = ? WHERE id = ?",
                          (now, message_id)).close()
+
+
+def save_progress(conn: Connection, message_id: int, progress: str) -> None:
+    """Keep how far the sending of a message in parts got (commits): a retry, even after
+    this dispatcher died, sends only the parts not yet confirmed.  Released, deferred and
+    recovered messages keep it; it goes with the row when the message leaves the queue."""
+    with conn.transaction():
+        conn.execute("UPDATE msg SET progress = ? WHERE id = ?", (progress, message_id)).close()
 
 
 def release(conn: Connection, message_ids: Sequence[int]) -> None:

@@ -14,16 +14,23 @@ four kinds, and the dispatcher needs nothing else to decide:
 
 ``maybe_sent`` marks a failure after which the message may still have been
 sent (a timeout after the PDU went out): it counts as an attempt.
+
+A message that goes out as several SMS carries a ``Progress``: which parts an
+earlier attempt got confirmed, and under which concatenation reference.  A
+transport that can resume sends only the missing parts and records each step
+in it (the dispatcher keeps it with the queued message); one that cannot
+ignores it and sends the whole message.
 """
 
 from __future__ import annotations
 
 import abc
+import json
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 PERMANENT, TEMPORARY, DOWN, OPERATOR = "permanent", "temporary", "down", "operator"
 
@@ -36,6 +43,70 @@ class SendFailed(Exception):
         self.reason = reason
         self.maybe_sent = maybe_sent
         self.sent_references = tuple(sent_references)
+
+
+@dataclass
+class Progress:
+    """How far the sending of one message in parts got, for a retry to go on from.
+
+    ``concat_reference`` ties the parts together on the phone; ``confirmed`` holds the
+    reference the network gave each part it accepted.  A resuming transport calls
+    ``begin`` before the first part it sends and ``confirm`` after each accepted part;
+    both hand the new state to ``save`` (the dispatcher commits it with the queued
+    message) before the next part goes out, so even a dispatcher that dies keeps what was
+    confirmed.  The parts are numbered from 1.
+    """
+
+    transport: str = ""
+    concat_reference: Optional[int] = None
+    parts: int = 0
+    confirmed: Dict[int, str] = field(default_factory=dict)
+    save: Callable[["Progress"], None] = field(default=lambda progress: None, repr=False,
+                                               compare=False)
+
+    def begin(self, concat_reference: int, parts: int) -> None:
+        """The message goes as ``parts`` SMS under ``concat_reference``; a different split
+        than the one recorded starts afresh (nothing confirmed)."""
+        if (self.concat_reference, self.parts) == (concat_reference, parts):
+            return
+        self.concat_reference, self.parts, self.confirmed = concat_reference, parts, {}
+        self.save(self)
+
+    def confirm(self, part: int, reference: str) -> None:
+        self.confirmed[part] = reference
+        self.save(self)
+
+    def references(self) -> Tuple[str, ...]:
+        """The references of the confirmed parts, in part order."""
+        return tuple(self.confirmed[part] for part in sorted(self.confirmed))
+
+    def encode(self) -> str:
+        return json.dumps({"transport": self.transport, "concat": self.concat_reference,
+                           "parts": self.parts,
+                           "confirmed": {str(k): v for k, v in sorted(self.confirmed.items())}})
+
+    @classmethod
+    def decode(cls, text: Optional[str]) -> Optional["Progress"]:
+        """The progress ``encode`` wrote; None for nothing or something unreadable."""
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+            return cls(str(data["transport"]), data["concat"], int(data["parts"]),
+                       {int(k): str(v) for k, v in data["confirmed"].items()})
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    @classmethod
+    def resume(cls, text: Optional[str], transport: str,
+               save: Callable[["Progress"], None]) -> "Progress":
+        """The stored progress when ``transport`` made it, else a fresh one: another
+        transport's parts went from another number under its own references."""
+        stored = cls.decode(text)
+        if stored is None or stored.transport != transport:
+            return cls(transport, save=save)
+        stored.save = save
+        return stored
 
 
 @dataclass(frozen=True)
@@ -133,8 +204,10 @@ class Transport(abc.ABC):
     def close(self) -> None: ...
 
     @abc.abstractmethod
-    def send(self, phone: str, text: str) -> Sent:
-        """Send one message (all its parts); raises SendFailed."""
+    def send(self, phone: str, text: str, progress: Optional[Progress] = None) -> Sent:
+        """Send one message (all its parts); raises SendFailed.  With ``progress`` a
+        transport may send only the parts not yet confirmed (see ``Progress``); ``Sent``
+        then names every part's reference, the earlier ones included."""
 
     #: how many messages may be in flight at once through ``send_many`` (SMPP window)
     window: int = 1

@@ -1,6 +1,8 @@
 """The AT modem as a transport: ``ModemSession`` behind the dispatcher's interface.
 
-Maps modem errors to the four kinds the dispatcher acts on, turns the SIM's
+Maps modem errors to the four kinds the dispatcher acts on, initialises the
+modem again when it restarted (checked before each send and read, and while
+``wait`` idles), resumes a message in parts from its ``Progress``, turns the SIM's
 stored messages into whole inbound messages (multipart ones reassembled; an
 undecodable PDU kept raw so it can be stored and removed), and status reports
 (stored on the SIM or routed as +CDS) into delivery reports.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable, List, Optional, Sequence
 
@@ -29,6 +32,7 @@ from smss.transports.base import (
     InboundMessage,
     Inbox,
     Probe,
+    Progress,
     SendFailed,
     Sent,
     Transport,
@@ -72,6 +76,8 @@ class ModemTransport(Transport):
         self.multipart_timeout = timedelta(seconds=multipart_timeout)
         self._factory = session_factory
         self._clock = clock
+        self._monotonic = time.monotonic
+        self._checked_at = 0.0  # when the modem's settings were last known good
         self.session: Optional[ModemSession] = None
 
     @classmethod
@@ -86,6 +92,21 @@ class ModemTransport(Transport):
             raise SendFailed(DOWN, "modem not open")
         return self.session
 
+    def _ready(self) -> bool:
+        """Initialise the modem again if it restarted since (its start-up lines; every
+        ``health_interval`` also its settings, asked); True if it did."""
+        session = self._session()
+        interval = self.settings.health_interval
+        now = self._monotonic()
+        check = interval > 0 and now - self._checked_at >= interval
+        try:
+            again = session.initialise_again_if_restarted(check_settings=check)
+        except ModemError as exc:
+            raise failure(exc) from exc
+        if check or again:
+            self._checked_at = self._monotonic()
+        return again
+
     def open(self) -> None:
         session = self._factory(self.settings)
         try:
@@ -94,21 +115,52 @@ class ModemTransport(Transport):
             session.close()
             raise failure(exc) from exc
         self.session = session
+        self._checked_at = self._monotonic()
 
     def close(self) -> None:
         if self.session is not None:
             self.session.close()
             self.session = None
 
-    def send(self, phone: str, text: str) -> Sent:
+    def send(self, phone: str, text: str, progress: Optional[Progress] = None) -> Sent:
+        """Send one message.  With ``progress`` a message in parts goes on where an earlier
+        attempt stopped: the parts it got confirmed are not sent again, the others go under
+        the same concatenation reference, and each confirmed part is recorded before the
+        next one goes out."""
+        self._ready()
+        session = self._session()
         try:
-            result = self._session().send(phone, text)
+            message = self._encode(session, phone, text, progress)
+            if progress is None or message.parts == 1:
+                result = session.send_parts(message)
+                references = tuple("" if r is None else str(r) for r in result.references)
+                return Sent(references, result.parts, result.encoding)
+            progress.begin(message.concat_reference, message.parts)
+            result = session.send_parts(
+                message, skip=set(progress.confirmed),
+                on_part=lambda part, ref: progress.confirm(part, "" if ref is None else str(ref)))
         except ModemError as exc:
-            raise failure(exc) from exc
-        references = tuple("" if r is None else str(r) for r in result.references)
-        return Sent(references, result.parts, result.encoding)
+            failed = failure(exc)
+            if progress is not None and progress.confirmed:
+                failed.sent_references = progress.references()
+            raise failed from exc
+        return Sent(progress.references(), result.parts, result.encoding)
+
+    @staticmethod
+    def _encode(session: ModemSession, phone: str, text: str, progress: Optional[Progress]):
+        """The message as parts: under the recorded concatenation reference when the
+        earlier attempt split it the same way, else under a new one."""
+        if progress is None or progress.concat_reference is None:
+            return session.encode(phone, text)
+        message = session.encode(phone, text, concat_reference=progress.concat_reference)
+        if message.parts != progress.parts:  # split differently now (settings changed)
+            log.warning("message to %s now has %d parts, not %d: sending all of them",
+                        phone, message.parts, progress.parts)
+            message = session.encode(phone, text)
+        return message
 
     def fetch(self) -> Inbox:
+        self._ready()
         session = self._session()
         try:
             stored = session.list_stored()
@@ -256,12 +308,17 @@ class ModemTransport(Transport):
         return probe
 
     def wait(self, timeout: float, wake: Optional[threading.Event] = None) -> bool:
-        """Sleep until +CMTI / +CDSI announces something, ``wake`` is set, or ``timeout``."""
+        """Sleep until +CMTI / +CDSI announces something, the modem restarted (it is
+        initialised again; what it stored meanwhile is to be read), ``wake`` is set, or
+        ``timeout``."""
         return wait_until(timeout, self._announced, wake)
 
     def _announced(self) -> bool:
+        if self.session is None:
+            return False
+        if self._ready():
+            return True
         try:
-            return self.session is not None and bool(
-                self.session.take_unsolicited(["+CMTI", "+CDSI"]))
+            return bool(self.session.take_unsolicited(["+CMTI", "+CDSI"]))
         except ModemError as exc:
             raise failure(exc) from exc

@@ -400,7 +400,7 @@ class SmppTransport(Transport):
 
     # -- sending
 
-    def send(self, phone: str, text: str) -> Sent:
+    def send(self, phone: str, text: str, progress=None) -> Sent:  # whole messages only
         outcome: Union[Sent, SendFailed, None] = next(
             (result for _, result in self.send_many([(None, phone, text)])), None)
         if isinstance(outcome, Sent):

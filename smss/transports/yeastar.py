@@ -289,7 +289,7 @@ class YeastarTransport(Transport):
         self._next_port = (self._next_port + 1) % len(ports)
         return port
 
-    def send(self, phone: str, text: str) -> Sent:
+    def send(self, phone: str, text: str, progress=None) -> Sent:  # whole messages only
         port = self._port()
         if self.settings.send_via == "ami":
             return self._send_ami(port, phone, text)
