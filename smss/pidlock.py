@@ -1,21 +1,26 @@
-"""PID files and PID locks; the only module that uses the ``lockfile`` package.
+"""PID locks: mutual exclusion from the kernel, the holder's PID in the file.
 
-A ``PidLock`` is a file holding the owner's PID, created atomically.  A lock
-whose PID is dead (or was reused by an unrelated program) is stale and is
-broken, so a crashed server or a ``kill -9``-ed dispatcher never blocks the
-next one.  The object is also the ``pidfile`` context manager python-daemon
-wants: it is entered after the fork, so the PID written is the daemon's.
+A ``PidLock`` is an exclusive ``flock`` on its file, taken without waiting.  The
+kernel releases it when the holder exits or is killed, so a crashed server or a
+``kill -9``-ed dispatcher never blocks the next one and nothing is ever "broken"
+as stale.  Only the holder writes the file: after the lock is its own it writes
+its PID (for ``smss status``, ``smss stop`` and the server's kick), and on release
+it empties and removes the file before letting go.  A taker that locked a file
+the previous holder had just removed sees that the path no longer names what it
+locked and starts over.  The descriptor is close-on-exec: programs the holder
+starts do not inherit the lock.
+
+The object is also the ``pidfile`` context manager python-daemon wants: it is
+entered after the fork, so the PID written is the daemon's.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 from typing import Optional
-
-from lockfile import AlreadyLocked, LockFailed, LockTimeout, NotLocked, NotMyLock
-from lockfile.pidlockfile import PIDLockFile
 
 log = logging.getLogger(__name__)
 
@@ -57,55 +62,84 @@ def pid_alive(pid: int, marker: str = "") -> bool:
     return True
 
 
+def _parse_pid(text: str) -> Optional[int]:
+    text = text.strip()
+    return int(text) if text.isdigit() else None
+
+
 class PidLock:
     def __init__(self, path: str, marker: str = "") -> None:
         self.path = path
         self.marker = marker
-        self._file = PIDLockFile(path, timeout=0)
+        self._fd: Optional[int] = None
 
     def read_pid(self) -> Optional[int]:
+        """The PID written in the file (None: no file, or empty while being taken)."""
         try:
-            return self._file.read_pid()
-        except (ValueError, OSError):
+            with open(self.path, encoding="ascii", errors="replace") as handle:
+                return _parse_pid(handle.read(32))
+        except OSError:
             return None
 
     def holder(self) -> Optional[int]:
-        """The live PID holding the lock, or None (a stale lock counts as free)."""
+        """The live PID holding the lock, or None (a dead holder's PID counts as free)."""
+        if self._fd is not None:
+            return os.getpid()
         pid = self.read_pid()
         if pid is not None and pid_alive(pid, self.marker):
             return pid
         return None
 
-    def acquire(self) -> None:
-        """Take the lock now or raise LockHeld; a stale lock is broken first."""
-        directory = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(directory, exist_ok=True)
-        for _ in range(3):
-            try:
-                self._file.acquire(timeout=0)
-                return
-            except (AlreadyLocked, LockTimeout):
-                pid = self.read_pid()
-                if pid is not None and pid_alive(pid, self.marker):
-                    raise LockHeld(self.path, pid) from None
-                if self.read_pid() == pid:  # still the same stale owner: break it
-                    log.warning("breaking stale lock %s of dead process %s", self.path, pid)
-                    self._break()
-            except LockFailed as exc:
-                raise OSError(errno.EACCES, f"cannot create {self.path}: {exc}") from None
-        raise LockHeld(self.path, self.read_pid())
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
-    def _break(self) -> None:
+    def acquire(self) -> None:
+        """Take the lock now or raise LockHeld (OSError when the file cannot be made)."""
+        if self._fd is not None:
+            raise LockHeld(self.path, os.getpid())
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise LockHeld(self.path, self.read_pid()) from None
+                raise
+            if self._still_named(fd):
+                break
+            os.close(fd)  # the holder before us removed this file as we opened it: again
         try:
-            os.unlink(self.path)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def _still_named(self, fd: int) -> bool:
+        try:
+            named = os.stat(self.path, follow_symlinks=False)
         except FileNotFoundError:
-            pass
+            return False
+        mine = os.fstat(fd)
+        return (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino)
 
     def release(self) -> None:
+        """Empty and remove the file while still holding it, then let go."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
         try:
-            self._file.release()
-        except (NotLocked, NotMyLock):
-            pass
+            if self._still_named(fd):
+                os.unlink(self.path)
+            os.ftruncate(fd, 0)
+        except OSError as exc:
+            log.warning("cannot remove %s: %s", self.path, exc)
+        finally:
+            os.close(fd)  # closing the only descriptor releases the flock
 
     # python-daemon's pidfile protocol
     def __enter__(self) -> "PidLock":
