@@ -1,12 +1,12 @@
 # PYTHON_ARGCOMPLETE_OK (shell completion: smss.completion)
 """The ``check_and_send`` command: PID lock, passes, kicks, ``--loop``.
 
-One run takes the PID lock (a stale one from a dead pass is broken), runs a
-pass, and runs another while a kick came during it or messages are due.
-After releasing the lock it looks at the queue once more: a message
-committed while the lock was being released is never left for cron.  A run
-that finds the lock held by a live pass tells that pass to look again
-(SIGUSR1) and exits 0 at once.
+One run takes the lock (a kernel flock, free again when its holder dies; the
+holder's PID is written in the file), runs a pass, and runs another while a
+kick came during it or messages are due.  After releasing the lock it looks at
+the queue once more: a message committed while the lock was being released is
+never left for cron.  A run that finds the lock held by a live pass tells that
+pass to look again (SIGUSR1) and exits 0 at once.
 
 Exit status: 0 when everything due was handled, nothing was due, or another
 pass holds the lock; 1 when the transport or database failed (cron mails
@@ -23,7 +23,7 @@ import sys
 import threading
 from typing import List, Optional
 
-from check_and_send.dispatcher import Dispatcher, PassReport, Settings
+from check_and_send.dispatcher import DATABASE, Dispatcher, PassReport, Settings
 from check_and_send.hooks import OnReceive
 from check_and_send.lanes import Lanes
 from smss import completion, logs
@@ -39,6 +39,8 @@ log = logging.getLogger("check_and_send")
 
 EXIT_OK, EXIT_FAILED, EXIT_OPERATOR = 0, 1, 3
 MAX_RERUNS = 50  # passes in one run before giving the lock up for cron
+DATABASE_MAX_PAUSE = 5.0  # --loop: longest pause between two database connection attempts
+TIMEOUT, ERROR = "timeout", "error"  # PassReport.problem_kind of a hung or failed pass
 
 
 class PassTimeout(Exception):
@@ -176,11 +178,21 @@ def _watchdog(seconds: float):
     return alive
 
 
-def _open(config: Config, kicks: Kicks):
+def _connect(config: Config):
+    """A database connection whose schema matches this smss (raises otherwise)."""
+    conn = connect_config(config)
+    try:
+        migrations.check(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _dispatchers(config: Config, conn, kicks: Kicks):
+    """A Dispatcher for the one transport, or Lanes of one per [transport:NAME]."""
     from smss import transports
 
-    conn = connect_config(config)
-    migrations.check(conn)
     hook = OnReceive.from_config(config)
     alive = _watchdog(config.get("dispatcher", "pass_timeout"))
 
@@ -190,19 +202,22 @@ def _open(config: Config, kicks: Kicks):
                           sleep=kicks.stop.wait, stopping=kicks.stop.is_set, alive=alive)
 
     if not config.has_named_transports():
-        return conn, lane(config)
-    return conn, Lanes([lane(config.for_transport(name), name)
-                        for name in config.transport_names()])
+        return lane(config)
+    return Lanes([lane(config.for_transport(name), name)
+                  for name in config.transport_names()])
 
 
 def run_passes(config: Config, kicks: Kicks) -> int:
     """Passes while work keeps coming, under the lock; returns the exit status."""
     try:
-        conn, dispatcher = _open(config, kicks)
+        conn = _connect(config)
     except (migrations.SchemaError, *UNAVAILABLE_ERRORS) as exc:
         log.error("database: %s", exc)
         return EXIT_FAILED
+    try:
+        dispatcher = _dispatchers(config, conn, kicks)
     except SendFailed as exc:
+        conn.close()
         log.error("%s", exc.reason)
         return EXIT_OPERATOR if exc.kind == OPERATOR else EXIT_FAILED
     timeout = config.get("dispatcher", "pass_timeout")
@@ -245,11 +260,22 @@ def _log_report(report: PassReport, name: str) -> None:
 
 
 def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
-    """Hold the lock and the transport; a pass on every kick, new SMS, due retry or poll."""
+    """Hold the lock and the transport; a pass on every kick, new SMS, due retry or poll.
+
+    A transport that went down (or did not open) is opened again after its
+    ``reopen_delay`` (1 s doubling to ``reopen_max_delay``; see Dispatcher.went_down),
+    while kicks and polls go on for the transports still up.  A database outage
+    leaves the transports open: a new connection is tried after a pause of 1 s
+    doubling to DATABASE_MAX_PAUSE (or at once on a kick).  A hung or failed pass
+    starts afresh: the transports are re-opened with the backoff, the connection anew.
+    """
     try:
         lock.acquire()
     except LockHeld as exc:
         log.error("another dispatcher holds %s (pid %s)", lock.path, exc.pid)
+        return EXIT_FAILED
+    except OSError as exc:
+        log.error("cannot take the lock %s: %s", lock.path, exc)
         return EXIT_FAILED
     stop = kicks.stop
     poll = config.get("dispatcher", "poll_interval")
@@ -258,53 +284,48 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
     worker = DeliveryWorker(config)  # webhooks and dlr-urls, in threads of their own
     worker.start()
     conn = dispatcher = None
-    backoff = 0.0
+    database_failures = 0
     try:
         while not stop.is_set():
-            if backoff:
-                kicks.event.wait(backoff)
-                if stop.is_set():
-                    break
-                kicks.take()  # a kick ended the pause early: this attempt answers it
+            if conn is None:
+                try:
+                    conn = _connect(config)
+                except (migrations.SchemaError, *UNAVAILABLE_ERRORS) as exc:
+                    database_failures += 1
+                    _database_pause(kicks, database_failures, f"database: {exc}")
+                    continue
+                if dispatcher is not None:
+                    dispatcher.use_connection(conn)
             if dispatcher is None:
                 try:
-                    conn, dispatcher = _open(config, kicks)
-                except (migrations.SchemaError, SendFailed, *UNAVAILABLE_ERRORS) as exc:
-                    log.error("cannot start a pass: %s", getattr(exc, "reason", exc))
-                    backoff = _next_backoff(backoff)
+                    dispatcher = _dispatchers(config, conn, kicks)
+                except SendFailed as exc:  # a transport that cannot even be set up
+                    log.error("cannot start a pass: %s", exc.reason)
+                    stop.wait(config.get("dispatcher", "reopen_max_delay"))
                     continue
             kicks.take()
-            _alarm(timeout)
-            try:
-                report = dispatcher.run_pass()
-            except PassTimeout as exc:
-                report = PassReport(problem=str(exc), problem_kind="timeout")
-            except Exception as exc:  # noqa: BLE001 - the loop outlives a bad pass: start afresh
-                log.exception("the pass failed")
-                report = PassReport(problem=f"{type(exc).__name__}: {exc}", problem_kind="error")
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+            report = _loop_pass(dispatcher, timeout)
             _log_report(report, dispatcher.transport.name)
-            if report.ok and not stop.is_set():
+            if stop.is_set():
+                break
+            fresh_connection = report.problem_kind == DATABASE
+            if report.problem_kind in (TIMEOUT, ERROR):
+                dispatcher.went_down()  # the device may hang: open it again, with backoff
+                fresh_connection = True  # and the connection may be mid-transaction
+            if not fresh_connection:
+                database_failures = 0
                 try:
-                    if report.received or queue.due_count(conn):
-                        backoff = 0.0
+                    if report.ok and (report.received or queue.due_count(conn)):
                         continue
-                    _wait_for_work(dispatcher, conn, kicks, stop, poll)
+                    _wait_for_work(dispatcher, conn, kicks, poll, report.ok)
+                    continue
                 except UNAVAILABLE_ERRORS as exc:
                     report.problem = f"database unavailable: {exc}"
-                except Exception as exc:  # noqa: BLE001 - as above: a fresh connection follows
-                    log.exception("between passes")
-                    report.problem = f"{type(exc).__name__}: {exc}"
-            if not report.ok:  # start again from a fresh connection after a pause
-                log.info("re-opening in %gs", _next_backoff(backoff))
-                dispatcher.release_claims()
-                dispatcher.close()
-                conn.close()
-                conn = dispatcher = None
-                backoff = _next_backoff(backoff)
-                continue
-            backoff = 0.0
+            dispatcher.release_claims()
+            conn.close()
+            conn = None
+            database_failures += 1
+            _database_pause(kicks, database_failures, report.problem or "")
     finally:
         if dispatcher is not None:
             dispatcher.release_claims()
@@ -317,21 +338,59 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
     return EXIT_OK
 
 
-def _next_backoff(backoff: float) -> float:
-    """Pause before re-opening after a failure: 1 s (a link blip), doubling to 5 minutes."""
-    return min(max(backoff * 2, 1.0), 300.0)
+def _loop_pass(dispatcher, timeout: float) -> PassReport:
+    """One pass under the pass timer; a pass that raised is a report, not the loop's end."""
+    _alarm(timeout)
+    try:
+        return dispatcher.run_pass()
+    except PassTimeout as exc:
+        return PassReport(problem=str(exc), problem_kind=TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - the loop outlives a bad pass: start afresh
+        log.exception("the pass failed")
+        return PassReport(problem=f"{type(exc).__name__}: {exc}", problem_kind=ERROR)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-def _wait_for_work(dispatcher, conn, kicks: Kicks, stop: threading.Event, poll: float) -> None:
-    """Until a kick, an SMS indication from the transport, the next retry, or ``poll``."""
+def database_pause(failures: int) -> float:
+    """Pause before connecting again after the ``failures``-th database failure in a
+    row: 1 s, doubling, at most DATABASE_MAX_PAUSE."""
+    return min(2.0 ** max(0, failures - 1), DATABASE_MAX_PAUSE)
+
+
+def _database_pause(kicks: Kicks, failures: int, reason: str) -> None:
+    """Wait before reconnecting; a kick (a record the server just committed: the
+    database is back) or a stop ends the wait early.  The transports stay open."""
+    pause = database_pause(failures)
+    log.error("%s; reconnecting to the database in %gs", reason, pause)
+    kicks.take()  # a kick from before the failure is answered by the next pass anyway
+    if not kicks.stop.is_set():
+        kicks.event.wait(pause)
+
+
+def _wait_for_work(dispatcher, conn, kicks: Kicks, poll: float, ok: bool) -> None:
+    """Until a kick, an SMS indication from a transport, the next retry, a closed
+    transport's re-open time, or ``poll``.  While every transport is closed, only the
+    re-open time (or a stop) ends the wait: a kick could do nothing but open it early.
+    After a pass that did not end well, messages already due are not a reason to run
+    again at once (they may be waiting for a transport that is down)."""
     import time
 
     from smss.store.database import utcnow
 
+    stop = kicks.stop
     wait = poll
+    reopen = dispatcher.reopen_in()
+    if reopen is not None:
+        wait = min(wait, reopen)
+    if dispatcher.all_down():
+        stop.wait(wait)
+        return
     next_due = queue.next_due(conn)
     if next_due is not None:
-        wait = max(0.0, min(wait, (next_due - utcnow()).total_seconds()))
+        until_due = (next_due - utcnow()).total_seconds()
+        if ok or until_due > 0:
+            wait = max(0.0, min(wait, until_due))
     deadline = time.monotonic() + wait
     while not stop.is_set() and not kicks.event.is_set():
         remaining = deadline - time.monotonic()

@@ -7,9 +7,11 @@ The order of every step is what keeps messages safe:
   transaction after the transport confirmed.  If that last commit fails, the
   outcome goes to a local journal that the next pass applies first, so a
   database outage never makes a message go out twice.
+- The journal and the delete ledger live in ``[dispatcher] state_dir``, which
+  survives a reboot (``smss.statefiles``).
 - Received messages are committed to ``rcv`` before they are deleted from
   the device; a report is deleted only after it was applied.  A message
-  between the two is noted in ``<lockfile>.deleting`` (see ``ledger``), so one
+  between the two is noted in the delete ledger (see ``ledger``), so one
   whose delete failed, or whose pass died, is deleted by the next pass and not
   stored twice.
 - A message in parts records each part the transport confirmed with the
@@ -17,7 +19,13 @@ The order of every step is what keeps messages safe:
   the pass died, sends only the parts not yet confirmed.
 - Claims left by a dead pass are released; a claim whose send had started
   counts as an attempt (that message may have gone out: the only duplicate
-  window, see docs/dispatcher.md).
+  window, see docs/dispatcher.md).  Each dispatcher (each lane of a process) claims
+  under its own owner id; a claim under its own id that it no longer holds in
+  memory (a release that failed while the database was down) is abandoned too,
+  and a claim of another live lane of the same process never is.
+- A transport that went down (or did not open) is closed, and is not opened
+  again before ``Transport.reopen_delay`` of its consecutive failures has
+  passed; the count starts over once it opened.
 - The per-SIM rate limit counts the SMS (parts) the transport submitted in the
   last 60 seconds; a pass claims no more than the limit lets it send now and
   waits for a free slot without holding claims another dispatcher could use.
@@ -33,12 +41,14 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Set, Tuple
 
 from check_and_send.ledger import DeleteLedger, fingerprint
+from smss import statefiles
 from smss.events.record import Events
 from smss.pidlock import pid_alive
 from smss.store import queue, received, sent, transports
@@ -58,6 +68,14 @@ log = logging.getLogger(__name__)
 RATE_WINDOW = timedelta(seconds=60)
 
 
+#: PassReport.problem_kind of a pass the database stopped (the transport is fine)
+DATABASE = "database"
+#: owner ids are "host:pid" or "host:pid/lane"; the column holds 128 characters
+OWNER_LENGTH = 128
+_LIVE_OWNERS: Set[str] = set()  # owner ids of this process's dispatchers (its lanes)
+_LIVE_OWNERS_LOCK = threading.Lock()
+
+
 class DatabaseDown(Exception):
     """The database failed mid-pass; the pass stops (outcomes are journaled)."""
 
@@ -74,12 +92,20 @@ class Settings:
     journal: str = ""  # file for outcomes that could not be committed
     ledger: str = ""  # file for received messages between commit and delete
     events: Events = field(default_factory=Events)  # webhooks, dlr-urls, tallies
+    lane: str = ""  # the transport's name when one process drives several
+    legacy_journal: str = ""  # where versions before state_dir kept them: applied once
+    legacy_ledger: str = ""
 
     @classmethod
     def from_config(cls, config, lane: str = "") -> "Settings":
         """``config`` as the transport sees it (Config.for_transport); ``lane``: the
-        transport's name when one process drives several (each keeps its own ledger)."""
+        transport's name when one process drives several (each keeps its own ledger
+        and claims under its own owner id)."""
         get = config.get
+        lockfile = get("dispatcher", "lockfile")
+        suffix = f".{lane}" if lane else ""
+        journal = statefiles.state_path(config, os.path.basename(lockfile) + ".journal")
+        ledger = statefiles.state_path(config, os.path.basename(lockfile) + suffix + ".deleting")
         return cls(
             max_attempts=get("dispatcher", "max_attempts"),
             batch_size=get("dispatcher", "batch_size"),
@@ -88,10 +114,23 @@ class Settings:
             expire_after=get("dispatcher", "expire_after"),
             claim_timeout=get("dispatcher", "claim_timeout"),
             rate_limit=_rate_limit(config),
-            journal=get("dispatcher", "lockfile") + ".journal",
-            ledger=get("dispatcher", "lockfile") + (f".{lane}" if lane else "") + ".deleting",
+            journal=journal,
+            ledger=ledger,
             events=Events.from_config(config),
+            lane=lane,
+            legacy_journal=statefiles.legacy(lockfile + ".journal", journal),
+            legacy_ledger=statefiles.legacy(lockfile + suffix + ".deleting", ledger),
         )
+
+
+def _outcome(line: str) -> dict:
+    """One journal line, checked (a torn line raises ValueError/KeyError/TypeError)."""
+    outcome = json.loads(line)
+    if not isinstance(outcome["id"], int) or outcome["status"] not in (sent.SENT, sent.FAILED):
+        raise ValueError("not an outcome")
+    for key in ("attempts", "references", "error", "transport"):
+        outcome[key]  # noqa: B018 - KeyError for a line that lacks one
+    return outcome
 
 
 def _rate_limit(config) -> int:
@@ -120,8 +159,17 @@ class PassReport:
         return self.problem is None
 
 
-def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def owner_id(lane: str = "") -> str:
+    """``host:pid``, or ``host:pid/lane`` for one lane of a process driving several."""
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    return (owner + (f"/{lane}" if lane else ""))[:OWNER_LENGTH]
+
+
+def parse_owner(owner: str) -> Tuple[str, Optional[int]]:
+    """(host, pid) of an owner id; pid None when it names none."""
+    process = owner.split("/", 1)[0]
+    host, _, pid = process.rpartition(":")
+    return host, int(pid) if pid.isdigit() else None
 
 
 class Dispatcher:
@@ -137,10 +185,14 @@ class Dispatcher:
         self.sleep = sleep
         self.alive = alive  # "still making progress; allow extra_seconds more"
         self.stopping = stopping  # asked to stop: no new message is started
-        self.owner = owner_id()
+        self.owner = owner_id(settings.lane)
+        with _LIVE_OWNERS_LOCK:
+            _LIVE_OWNERS.add(self.owner)
         self._claimed: List[int] = []  # claimed by us and not yet finished
-        self.ledger = DeleteLedger(settings.ledger)
+        self.ledger = DeleteLedger(settings.ledger, settings.legacy_ledger)
         self._opened = False
+        self._open_failures = 0  # consecutive times the transport went down or did not open
+        self._reopen_at = 0.0  # time.monotonic() before which it is not opened again
         #: routes this dispatcher claims besides unrouted messages (None: every message);
         #: set by check_and_send.lanes when one process drives several transports
         self.claim_routes: Optional[List[str]] = None
@@ -160,15 +212,21 @@ class Dispatcher:
                 self.receive(report)
             self._save_state(report)
         except DatabaseDown as exc:
-            report.problem, report.problem_kind = f"database unavailable: {exc}", DOWN
+            report.problem, report.problem_kind = f"database unavailable: {exc}", DATABASE
         except UNAVAILABLE_ERRORS as exc:
-            report.problem, report.problem_kind = f"database unavailable: {exc}", DOWN
+            report.problem, report.problem_kind = f"database unavailable: {exc}", DATABASE
         finally:
             self._release_claims()
+            if report.problem_kind in (DOWN, OPERATOR) and self._opened:
+                self.went_down()
         return report
 
     def release_claims(self) -> None:
         self._release_claims()
+
+    def use_connection(self, conn: Connection) -> None:
+        """Go on with a new database connection (the old one was lost)."""
+        self.conn = conn
 
     def close(self) -> None:
         if self._opened:
@@ -178,17 +236,44 @@ class Dispatcher:
             except Exception as exc:  # noqa: BLE001 - closing must not hide the pass's outcome
                 log.warning("closing %s: %s", self.transport.name, exc)
 
+    def went_down(self) -> None:
+        """Close the transport; it is opened again after ``reopen_delay`` of the failures
+        in a row (the count starts over once it opened)."""
+        self.close()
+        self._open_failures += 1
+        delay = self.transport.reopen_delay(self._open_failures)
+        self._reopen_at = time.monotonic() + delay
+        log.info("re-opening %s in %gs", self.transport.name, delay)
+
+    def all_down(self) -> bool:
+        """Closed and waiting to be opened again (nothing to send or read through it)."""
+        return self.reopen_in() is not None
+
+    def reopen_in(self) -> Optional[float]:
+        """Seconds until the closed transport may be opened again (0: now); None while
+        it is open or was never refused."""
+        if self._opened or not self._open_failures:
+            return None
+        return max(0.0, self._reopen_at - time.monotonic())
+
     def _open(self, report: PassReport) -> bool:
         if self._opened:
             return True
+        wait = self.reopen_in()
+        if wait:
+            report.problem = f"{self.transport.name} is down; re-opening in {wait:.1f}s"
+            report.problem_kind = DOWN
+            return False
         try:
             self.transport.open()
         except SendFailed as exc:
             report.problem, report.problem_kind = exc.reason, exc.kind
             log.error("%s unavailable: %s", self.transport.name, exc.reason)
             self._save_state(report)
+            self.went_down()
             return False
         self._opened = True
+        self._open_failures = 0
         return True
 
     # -- sending
@@ -387,39 +472,42 @@ class Dispatcher:
         if not path:
             log.error("no journal file: outcome of message %s is lost: %s", outcome["id"], outcome)
             return
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(outcome) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        statefiles.append_line(path, json.dumps(outcome))
         log.error("database unavailable: outcome of message %s kept in %s", outcome["id"], path)
 
     def replay_journal(self) -> None:
-        path = self.settings.journal
-        if not path or not os.path.exists(path):
-            return
-        with open(path, encoding="utf-8") as handle:
-            outcomes = [json.loads(line) for line in handle if line.strip()]
-        for outcome in outcomes:
-            message = queue.get_claimed(self.conn, outcome["id"])
-            if message is None:
-                continue  # already applied
-            self._apply(message, outcome)
-            log.info("applied journaled outcome of message %s (%s)", outcome["id"],
-                     outcome["status"])
-        os.unlink(path)
+        """Apply the outcomes journaled while the database was away (also a journal an
+        older version left beside the lock file); a line that cannot be read is skipped."""
+        for path in (self.settings.legacy_journal, self.settings.journal):
+            if not path or not os.path.exists(path):
+                continue
+            for outcome in statefiles.read_lines(path, _outcome):
+                message = queue.get_claimed(self.conn, outcome["id"])
+                if message is None:
+                    continue  # already applied
+                self._apply(message, outcome)
+                log.info("applied journaled outcome of message %s (%s)", outcome["id"],
+                         outcome["status"])
+            statefiles.remove(path)
 
     # -- recovery and expiry
 
     def recover_abandoned(self) -> int:
+        """Release claims nobody works on: of a dead process on this host, of another
+        host after ``claim_timeout``, and our own that we no longer hold in memory."""
         host = socket.gethostname()
         deadline = utcnow() - timedelta(seconds=self.settings.claim_timeout)
         recovered = 0
         for message_id, claim in queue.claims(self.conn):
+            owner_host, pid = parse_owner(claim.owner)
             if claim.owner == self.owner:
-                continue
-            owner_host, _, pid = claim.owner.rpartition(":")
-            if owner_host == host and pid.isdigit():
-                abandoned = not pid_alive(int(pid), "check_and_send")
+                abandoned = message_id not in self._claimed
+            elif owner_host == host and pid == os.getpid():  # our PID: another lane of this
+                # process (live), or a process before a reboot that had our PID (dead)
+                with _LIVE_OWNERS_LOCK:
+                    abandoned = claim.owner not in _LIVE_OWNERS
+            elif owner_host == host and pid is not None:
+                abandoned = not pid_alive(pid, "check_and_send")
             else:
                 abandoned = claim.claimed_at is None or claim.claimed_at < deadline
             if not abandoned:

@@ -8,7 +8,9 @@ transport sends it, and while it is down (it did not open, lost its link, or
 needs a PIN) the other transports take it over.  Lanes run in configuration
 order; after a lane went down, the lanes still up run once more for its
 preferred messages.  Each lane keeps its own rate limit (its section's
-``rate_limit``) and reads its own device.
+``rate_limit``), reads its own device, claims under its own owner id
+(``host:pid/NAME``) and keeps its own re-open backoff.  A pass the database
+stopped ends the round: the other lanes would only fail the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import logging
 import threading
 from typing import List, Optional
 
-from check_and_send.dispatcher import Dispatcher, PassReport
+from check_and_send.dispatcher import DATABASE, Dispatcher, PassReport
+from smss.store.database import Connection
 from smss.transports.base import OPERATOR, Transport, wait_until
 
 log = logging.getLogger(__name__)
@@ -31,7 +34,8 @@ def routes_for(name: str, down: List[str]) -> List[str]:
 
 
 class Lanes:
-    """Looks like one Dispatcher to check_and_send.cli: run_pass, release_claims, close."""
+    """Looks like one Dispatcher to check_and_send.cli: run_pass, release_claims, close,
+    use_connection, went_down, reopen_in, all_down."""
 
     def __init__(self, lanes: List[Dispatcher]) -> None:
         self.lanes = lanes
@@ -45,6 +49,9 @@ class Lanes:
             lane.claim_routes = routes_for(lane.transport.name, down)
             report = lane.run_pass()
             _add(total, report)
+            if report.problem_kind == DATABASE:
+                total.problem, total.problem_kind = report.problem, DATABASE
+                return total
             if not report.ok:
                 down.append(lane.transport.name)
                 problems.append((lane.transport.name, report))
@@ -56,6 +63,9 @@ class Lanes:
                 log.info("%s takes over messages for %s", lane.transport.name, ", ".join(down))
                 report = lane.run_pass()
                 _add(total, report)
+                if report.problem_kind == DATABASE:
+                    total.problem, total.problem_kind = report.problem, DATABASE
+                    return total
                 if not report.ok:
                     problems.append((lane.transport.name, report))
         if problems:
@@ -71,6 +81,22 @@ class Lanes:
     def close(self) -> None:
         for lane in self.lanes:
             lane.close()
+
+    def use_connection(self, conn: Connection) -> None:
+        for lane in self.lanes:
+            lane.use_connection(conn)
+
+    def went_down(self) -> None:
+        for lane in self.lanes:
+            lane.went_down()
+
+    def reopen_in(self) -> Optional[float]:
+        """Seconds until the first closed lane may open again; None when none waits."""
+        waits = [wait for wait in (lane.reopen_in() for lane in self.lanes) if wait is not None]
+        return min(waits) if waits else None
+
+    def all_down(self) -> bool:
+        return all(lane.reopen_in() is not None for lane in self.lanes)
 
 
 def _add(total: PassReport, report: PassReport) -> None:

@@ -1,4 +1,4 @@
-"""Received messages that are being stored and deleted from the device: ``<lockfile>.deleting``.
+"""Received messages that are being stored and deleted from the device: the delete ledger.
 
 An inbound SMS is committed to ``rcv`` first and deleted from the SIM after.
 When the delete fails (the link drops at AT+CMGD) or the pass dies between the
@@ -9,9 +9,12 @@ it.  A later pass that finds a noted message on the SIM at the same place
 with the same content asks the database whether a row for it was committed
 after the note: if so, it only deletes it.
 
-The file is small (one line per message between commit and delete) and is
-rewritten whole, atomically.  Notes for messages no longer on the device are
-dropped after each complete read of it.
+The file, ``<state_dir>/<lock name>[.<transport>].deleting``, is small (one line
+per message between commit and delete) and is rewritten whole, atomically, with
+its directory fsynced (``smss.statefiles``): it must outlive a power cut.  Notes
+for messages no longer on the device are dropped after each complete read of it.
+A line that cannot be read is skipped (and kept aside); a ledger an older version
+left beside the lock file is merged in once.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import json
 import logging
 import os
 from datetime import datetime
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
+from smss import statefiles
 from smss.transports.base import InboundMessage
 
 log = logging.getLogger(__name__)
@@ -37,20 +41,32 @@ def fingerprint(transport: str, message: InboundMessage) -> str:
     return hashlib.sha256(content.encode("utf-8")).hexdigest()
 
 
+def _note(line: str) -> Tuple[str, str]:
+    note = json.loads(line)
+    key, at = note["fingerprint"], note["at"]
+    if not isinstance(key, str):
+        raise TypeError("the fingerprint is not text")
+    datetime.strptime(at, TIME_FORMAT)
+    return key, at
+
+
 class DeleteLedger:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, legacy: str = "") -> None:
         self.path = path
+        self.legacy = statefiles.legacy(legacy, path)  # where an older version kept it
         self._notes: Optional[Dict[str, str]] = None  # fingerprint -> noted at (UTC)
 
     def _load(self) -> Dict[str, str]:
         if self._notes is None:
             self._notes = {}
-            if self.path and os.path.exists(self.path):
-                with open(self.path, encoding="utf-8") as handle:
-                    for line in handle:
-                        if line.strip():
-                            note = json.loads(line)
-                            self._notes[note["fingerprint"]] = note["at"]
+            adopted = bool(self.legacy) and os.path.exists(self.legacy)
+            for path in (self.legacy, self.path):
+                if path:
+                    self._notes.update(statefiles.read_lines(path, _note))
+            if adopted:
+                self._save()
+                statefiles.remove(self.legacy)
+                log.info("delete ledger %s moved to %s", self.legacy, self.path)
         return self._notes
 
     def _save(self) -> None:
@@ -58,18 +74,10 @@ class DeleteLedger:
             return
         notes = self._load()
         if not notes:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
+            statefiles.remove(self.path)
             return
-        temporary = self.path + ".tmp"
-        with open(temporary, "w", encoding="utf-8") as handle:
-            for key, at in notes.items():
-                handle.write(json.dumps({"fingerprint": key, "at": at}) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
+        statefiles.replace(self.path, [json.dumps({"fingerprint": key, "at": at})
+                                       for key, at in notes.items()])
 
     def noted_at(self, key: str) -> Optional[datetime]:
         at = self._load().get(key)

@@ -185,7 +185,13 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ),
     ("modem", "register_timeout"): Key(_float, "60", "seconds to wait for network registration"),
     # --- check_and_send
-    ("dispatcher", "lockfile"): Key(_str, "/run/smss/check_and_send", "PID lock of the dispatcher"),
+    ("dispatcher", "lockfile"): Key(
+        _str, "/run/smss/check_and_send", "lock of the dispatcher (flock; holds its PID)"
+    ),
+    ("dispatcher", "state_dir"): Key(
+        _str, "/var/lib/smss", "where the journal, the delete ledger and the inbox spools live;"
+        " must survive a reboot"
+    ),
     ("dispatcher", "on_receive"): Key(_str, "", "program run for each received SMS"),
     ("dispatcher", "max_attempts"): Key(_positive_int, "5", "send attempts before a message fails"),
     ("dispatcher", "logfile"): Key(_str, "", "log file of check_and_send; empty: stderr"),
@@ -211,7 +217,14 @@ KEYS: Dict[Tuple[str, str], Key] = {
         _float, "86400", "seconds an incomplete multipart SMS waits for its parts"
     ),
     ("dispatcher", "on_receive_timeout"): Key(
-        _float, "300", "seconds an on_receive program may run before it is killed"
+        _float, "300", "seconds an on_receive program may run before its process group is killed"
+    ),
+    ("dispatcher", "on_receive_max"): Key(
+        _positive_int, "4", "on_receive programs running at once; the others wait, in order"
+    ),
+    ("dispatcher", "reopen_max_delay"): Key(
+        _float, "60", "`--loop`: longest pause before opening an unreachable transport again"
+        " (1 s, doubling)"
     ),
     ("modem", "pin_guard_file"): Key(
         _str, "/var/lib/smss/rejected-pins", "where a PIN the SIM rejected is remembered"

@@ -51,6 +51,7 @@ class ServerProcess:
             "server": {"listen": "127.0.0.1", "port": "0", "pidfile": self.pidfile,
                        "kick_command": "", "loglevel": "DEBUG"},
             "database": {"url": db_url},
+            "dispatcher": {"state_dir": str(tmp_path / "state")},  # never /var/lib/smss
         }
         for name, values in settings.items():
             sections.setdefault(name, {}).update(values)

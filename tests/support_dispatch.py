@@ -43,6 +43,7 @@ class Site:
                       "pin_guard_file": f"{self.folder}/rejected-pins",
                       "send_timeout": "5", "register_timeout": "3"},
             "dispatcher": {"lockfile": f"{self.folder}/check_and_send.lock",
+                           "state_dir": f"{self.folder}/state",
                            "logfile": self.log_path, "loglevel": "DEBUG",
                            "retry_delay": "0", "pass_timeout": "60"},
         }

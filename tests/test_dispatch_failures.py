@@ -65,7 +65,7 @@ def stored_texts(s):
 
 
 def journal_of(tmp_path):
-    return tmp_path / "check_and_send.lock.journal"
+    return tmp_path / "state" / "check_and_send.lock.journal"
 
 
 def test_database_down_at_start_sends_and_deletes_nothing(tmp_path, own_mariadb, outage_db):
@@ -242,16 +242,16 @@ def test_an_sms_whose_delete_failed_is_not_stored_twice(tmp_path):
 
 
 def test_a_noted_sms_without_its_row_is_stored(tmp_path):
-    """A pass died after noting an SMS in <lockfile>.deleting and before its commit:
+    """A pass died after noting an SMS in the delete ledger and before its commit:
     the note alone must not make the next pass delete it unstored."""
     with site(tmp_path) as s:
         s.sim.control.inject("+420777123456", "noted, never stored")
         [item] = s.sim.control.storage()
         message = InboundMessage(handles=(item["index"],), phone="+420777123456",
                                  text="noted, never stored")
-        DeleteLedger(f"{tmp_path}/check_and_send.lock.deleting").note(
+        DeleteLedger(f"{tmp_path}/state/check_and_send.lock.deleting").note(
             fingerprint(f"modem:{s.sim.url}", message), utcnow())
         assert s.run().returncode == 0, s.log()
         assert s.rows("rcv", "text") == [("noted, never stored",)]
         assert stored_texts(s) == []
-        assert not os.path.exists(f"{tmp_path}/check_and_send.lock.deleting")
+        assert not os.path.exists(f"{tmp_path}/state/check_and_send.lock.deleting")

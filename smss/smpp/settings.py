@@ -15,6 +15,7 @@ from typing import Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 from smss.smpp.text import DEFAULT_ALPHABETS, LONG_MESSAGE_MODES
+from smss.statefiles import DEFAULT_STATE_DIR, legacy
 
 BIND_MODES = ("transceiver", "transmitter+receiver", "transmitter")
 RECEIPT_ID_FORMATS = ("auto", "as-sent", "decimal", "hex")
@@ -68,13 +69,13 @@ def destination(phone: str, ton: Optional[int], npi: Optional[int]) -> Tuple[int
     return (auto[0] if ton is None else ton, auto[1] if npi is None else npi, digits)
 
 
-def default_spool(lockfile: str, name: str = "") -> str:
-    """/var/lib/smss/LOCKNAME.smpp-inbox, or LOCKNAME.NAME.smpp-inbox for a named transport
+def default_spool(lockfile: str, name: str = "", state_dir: str = DEFAULT_STATE_DIR) -> str:
+    """STATE_DIR/LOCKNAME.smpp-inbox, or LOCKNAME.NAME.smpp-inbox for a named transport
     (several SMPP transports of one dispatcher must not share a spool)."""
     base = os.path.basename(lockfile)
     if name:
         base += "." + (re.sub(r"[^A-Za-z0-9_.@+-]", "_", name).strip(".") or "smpp")
-    return os.path.join("/var/lib/smss", base + ".smpp-inbox")
+    return os.path.join(state_dir, base + ".smpp-inbox")
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class SmppSettings:
     default_alphabet: str = "gsm"
     receipt_id_format: str = "auto"
     spool: str = ""
+    legacy_spool: str = ""  # where versions before [dispatcher] state_dir kept it: taken over
     name: str = ""
     multipart_timeout: float = 86400.0
 
@@ -167,7 +169,10 @@ class SmppSettings:
             get("smpp", "source_addr"), _octet(get("smpp", "source_addr_ton"), "source_addr_ton"),
             _octet(get("smpp", "source_addr_npi"), "source_addr_npi"))
         name = get("smpp", "name")
-        spool = get("smpp", "spool") or default_spool(get("dispatcher", "lockfile"), name)
+        spool = get("smpp", "spool") or default_spool(
+            get("dispatcher", "lockfile"), name, get("dispatcher", "state_dir"))
+        old_spool = "" if get("smpp", "spool") else legacy(
+            default_spool(get("dispatcher", "lockfile"), name), spool)
         return cls(
             host=host, port=port, system_id=system_id, password=password,
             system_type=get("smpp", "system_type"),
@@ -189,6 +194,6 @@ class SmppSettings:
             registered_delivery=get("smpp", "registered_delivery"),
             default_alphabet=get("smpp", "default_alphabet").strip().lower(),
             receipt_id_format=get("smpp", "receipt_id_format").strip().lower(),
-            spool=spool, name=name,
+            spool=spool, legacy_spool=old_spool, name=name,
             multipart_timeout=get("dispatcher", "multipart_timeout"),
         )

@@ -7,7 +7,9 @@ receipt) holds it.  A dispatcher that dies in between finds the entries again on
 next start.  Append-only JSON lines (``add`` with the raw PDU, ``del`` with handles,
 ``meta`` for a fact learned about the SMSC), compacted when nothing is left or removals
 dominate; written from the link's I/O thread and the dispatcher's thread, so every
-method takes the lock.
+method takes the lock.  The file is state: it lives in ``[dispatcher] state_dir``,
+private (0600), its directory fsynced after each rewrite (``smss.statefiles``); a
+spool an older version left at another place is taken over at ``open``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from smss import statefiles
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +43,11 @@ def _now() -> datetime:
 
 
 class Spool:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, legacy: str = "") -> None:
+        """``legacy``: where an older version kept this spool; what is left there is
+        taken over at ``open`` (then the old file is removed)."""
         self.path = path
+        self.legacy = statefiles.legacy(legacy, path)
         self._lock = threading.Lock()
         self._entries: Dict[str, Entry] = {}
         self._meta: Dict[str, str] = {}  # small facts learned about the SMSC
@@ -56,11 +63,16 @@ class Spool:
             self._entries = {}
             self._meta = {}
             self._lines = 0
-            if os.path.exists(self.path):
-                with open(self.path, encoding="utf-8") as handle:
-                    for number, line in enumerate(handle, 1):
-                        self._replay(line, number)
+            adopted = bool(self.legacy) and os.path.exists(self.legacy)
+            for path in (self.legacy, self.path):
+                if path and os.path.exists(path):
+                    with open(path, encoding="utf-8", errors="replace") as handle:
+                        for number, line in enumerate(handle, 1):
+                            self._replay(line, number)
             self._rewrite()
+            if adopted:  # its entries are in our file now (a second read adds nothing)
+                statefiles.remove(self.legacy)
+                log.info("inbox spool %s moved to %s", self.legacy, self.path)
 
     def _replay(self, line: str, number: int) -> None:
         if not line.strip():
@@ -95,15 +107,9 @@ class Spool:
         """Write the live entries to a new file and put it in place (atomically)."""
         if self._file is not None:
             self._file.close()
-        temporary = self.path + ".new"
-        with open(temporary, "w", encoding="utf-8") as handle:
-            for key, value in self._meta.items():
-                handle.write(self._meta_line(key, value))
-            for entry in self._entries.values():
-                handle.write(self._add_line(entry))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
+        statefiles.replace(
+            self.path, [self._meta_line(key, value) for key, value in self._meta.items()]
+            + [self._add_line(entry) for entry in self._entries.values()], ".new")
         self._lines = len(self._entries)
         self._file = open(self.path, "a", encoding="utf-8")  # kept open for appending
 

@@ -98,6 +98,17 @@ class DatabaseUrl:
         return f"mysql://{self.user}@{where}/{self.database}"
 
 
+def _create_private(path: str) -> None:
+    """Create a missing SQLite file 0600 whatever the umask: it holds message texts and
+    password hashes, and SQLite gives its -wal and -shm files the database's mode."""
+    if path == ":memory:":
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
+
+
 class Connection:
     """One database connection; use it from one thread at a time."""
 
@@ -119,6 +130,7 @@ class Connection:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise DatabaseError(f"cannot open sqlite://{path}: no directory {directory}")
+        _create_private(path)
         raw = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
         raw.execute("PRAGMA journal_mode=WAL")
         raw.execute("PRAGMA synchronous=FULL")

@@ -29,7 +29,15 @@ def from_config(config, name: Optional[str] = None, *, receive: bool = True) -> 
             raise SendFailed(OPERATOR, f"no transport {chosen!r}: configured are "
                              f"{', '.join(names)}")
     kind = config.transport_type(chosen).strip().lower()
-    settings = config.for_transport(chosen)
+    transport = _build(kind, config.for_transport(chosen), receive)
+    if transport is None:
+        raise SendFailed(OPERATOR, f"transport {chosen!r}: the type must be one of "
+                         f"{', '.join(KINDS)}, not {kind!r}")
+    transport.reopen_max_delay = config.get("dispatcher", "reopen_max_delay")
+    return transport
+
+
+def _build(kind: str, settings, receive: bool) -> Optional[Transport]:
     if kind == "modem":
         from smss.transports.modem import ModemTransport
 
@@ -46,5 +54,4 @@ def from_config(config, name: Optional[str] = None, *, receive: bool = True) -> 
         from smss.transports.yeastar import YeastarTransport
 
         return YeastarTransport.from_config(settings, receive=receive)
-    raise SendFailed(OPERATOR, f"transport {chosen!r}: the type must be one of "
-                     f"{', '.join(KINDS)}, not {kind!r}")
+    return None

@@ -195,6 +195,15 @@ class Probe:
 class Transport(abc.ABC):
     name: str = "transport"
     tracks_delivery: bool = False
+    #: longest pause before opening again after the transport went down
+    #: ([dispatcher] reopen_max_delay, set by ``smss.transports.from_config``)
+    reopen_max_delay: float = 60.0
+
+    def reopen_delay(self, failures: int) -> float:
+        """The pause before the ``failures``-th consecutive re-open (``failures`` >= 1:
+        the transport went down, or did not open, that many times in a row since it
+        last opened): 1 s, doubling, at most ``reopen_max_delay``."""
+        return min(2.0 ** max(0, failures - 1), self.reopen_max_delay)
 
     @abc.abstractmethod
     def open(self) -> None:

@@ -35,6 +35,7 @@ from urllib.parse import quote, urlencode
 from smss.gateways import goip as answers
 from smss.gateways.http import Answer, Base, HttpDown, request
 from smss.gsm.alphabet import plan_parts
+from smss.statefiles import DEFAULT_STATE_DIR, legacy
 from smss.transports.base import (
     DOWN,
     OPERATOR,
@@ -76,6 +77,7 @@ class GoipSettings:
     smpp_system_id: str = ""
     smpp_password: str = ""
     spool: str = ""
+    legacy_spool: str = ""  # where versions before [dispatcher] state_dir kept it
     name: str = ""
     multipart_timeout: float = 86400.0
 
@@ -111,10 +113,12 @@ class GoipSettings:
                        smpp_system_id=get("goip", "smpp_system_id"),
                        smpp_password=get("goip", "smpp_password"), name=name,
                        multipart_timeout=get("dispatcher", "multipart_timeout"))
-        spool = get("goip", "spool") or os.path.join(
-            "/var/lib/smss", f"{os.path.basename(get('dispatcher', 'lockfile'))}."
-            f"{_safe(settings.transport_name)}.goip-inbox")
-        return dataclasses.replace(settings, spool=spool)
+        spool_name = (f"{os.path.basename(get('dispatcher', 'lockfile'))}."
+                      f"{_safe(settings.transport_name)}.goip-inbox")
+        spool = get("goip", "spool") or os.path.join(get("dispatcher", "state_dir"), spool_name)
+        old_spool = "" if get("goip", "spool") else legacy(
+            os.path.join(DEFAULT_STATE_DIR, spool_name), spool)
+        return dataclasses.replace(settings, spool=spool, legacy_spool=old_spool)
 
 
 @dataclass
@@ -183,7 +187,8 @@ class GoipTransport(Transport):
         return SmppTransport(SmppSettings(
             host=s.base.host, port=s.smpp_port, system_id=f"{s.smpp_system_id}{line:02d}",
             password=s.smpp_password, bind="transceiver", registered_delivery=False,
-            spool=f"{s.spool}.L{line}", name=self.name, multipart_timeout=s.multipart_timeout))
+            spool=f"{s.spool}.L{line}", name=self.name, multipart_timeout=s.multipart_timeout,
+            legacy_spool=f"{s.legacy_spool}.L{line}" if s.legacy_spool else ""))
 
     def _open_receiver(self, line: int) -> None:
         receiver = self._receivers.get(line)

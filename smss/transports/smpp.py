@@ -143,7 +143,7 @@ class SmppTransport(Transport):
         self._links: Dict[str, Link] = {}
         self._retry_at: Dict[str, float] = {}
         self._backoff: Dict[str, float] = {}
-        self._spool = Spool(settings.spool)
+        self._spool = Spool(settings.spool, legacy=settings.legacy_spool)
         self._lock = threading.Lock()  # the fields below are shared with the I/O threads
         self._signal = threading.Event()  # something new to fetch, or a link went down
         self._unanswered: set = set()  # tokens of submit_sm without their response

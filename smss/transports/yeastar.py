@@ -39,6 +39,7 @@ from smss.gateways.amiclient import AmiClient, AmiDown, AmiRefused, split_addres
 from smss.gateways.http import Answer, Base, HttpDown, request
 from smss.gsm.alphabet import plan_parts
 from smss.smpp.spool import Spool
+from smss.statefiles import DEFAULT_STATE_DIR, legacy
 from smss.transports.base import (
     DOWN,
     OPERATOR,
@@ -87,6 +88,7 @@ class YeastarSettings:
     reconnect_max_delay: float = 60.0
     timezone: str = ""
     spool: str = ""
+    legacy_spool: str = ""  # where versions before [dispatcher] state_dir kept it
     name: str = ""
     multipart_timeout: float = 86400.0
 
@@ -139,10 +141,12 @@ class YeastarSettings:
                        reconnect_max_delay=get("yeastar", "reconnect_max_delay"),
                        timezone=zone, name=get("yeastar", "name"),
                        multipart_timeout=get("dispatcher", "multipart_timeout"))
-        spool = get("yeastar", "spool") or os.path.join(
-            "/var/lib/smss", f"{os.path.basename(get('dispatcher', 'lockfile'))}."
-            f"{_safe(settings.transport_name)}.yeastar-inbox")
-        return dataclasses.replace(settings, spool=spool)
+        spool_name = (f"{os.path.basename(get('dispatcher', 'lockfile'))}."
+                      f"{_safe(settings.transport_name)}.yeastar-inbox")
+        spool = get("yeastar", "spool") or os.path.join(get("dispatcher", "state_dir"), spool_name)
+        old_spool = "" if get("yeastar", "spool") else legacy(
+            os.path.join(DEFAULT_STATE_DIR, spool_name), spool)
+        return dataclasses.replace(settings, spool=spool, legacy_spool=old_spool)
 
 
 class YeastarTransport(Transport):
@@ -155,7 +159,7 @@ class YeastarTransport(Transport):
         self.tracks_delivery = settings.send_via == "ami" and self._receive
         self._now, self._clock = now, clock
         self._spans = {port + proto.SPAN_OFFSET for port in settings.ports}
-        self._spool = Spool(settings.spool)
+        self._spool = Spool(settings.spool, legacy=settings.legacy_spool)
         self._client: Optional[AmiClient] = None
         self._down_reason = "not connected"
         self._retry_at = 0.0
