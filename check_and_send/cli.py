@@ -190,21 +190,27 @@ def _connect(config: Config):
 
 
 def _dispatchers(config: Config, conn, kicks: Kicks):
-    """A Dispatcher for the one transport, or Lanes of one per [transport:NAME]."""
+    """(a Dispatcher for the one transport or Lanes of one per [transport:NAME], the
+    on_receive starter or None)."""
     from smss import transports
 
-    hook = OnReceive.from_config(config)
     alive = _watchdog(config.get("dispatcher", "pass_timeout"))
 
     def lane(seen: Config, name: str = "") -> Dispatcher:
         return Dispatcher(conn, transports.from_config(seen), Settings.from_config(seen, name),
-                          on_received=hook.start if hook else None,
                           sleep=kicks.stop.wait, stopping=kicks.stop.is_set, alive=alive)
 
-    if not config.has_named_transports():
-        return lane(config)
-    return Lanes([lane(config.for_transport(name), name)
-                  for name in config.transport_names()])
+    if config.has_named_transports():
+        lanes = [lane(config.for_transport(name), name) for name in config.transport_names()]
+        dispatcher = Lanes(lanes)
+    else:
+        lanes = [lane(config)]
+        dispatcher = lanes[0]
+    hook = OnReceive.from_config(config, [each.transport.name for each in lanes])
+    if hook is not None:
+        for each in lanes:
+            each.on_received = hook.start
+    return dispatcher, hook
 
 
 def run_passes(config: Config, kicks: Kicks) -> int:
@@ -215,13 +221,15 @@ def run_passes(config: Config, kicks: Kicks) -> int:
         log.error("database: %s", exc)
         return EXIT_FAILED
     try:
-        dispatcher = _dispatchers(config, conn, kicks)
+        dispatcher, hook = _dispatchers(config, conn, kicks)
     except SendFailed as exc:
         conn.close()
         log.error("%s", exc.reason)
         return EXIT_OPERATOR if exc.kind == OPERATOR else EXIT_FAILED
     timeout = config.get("dispatcher", "pass_timeout")
     try:
+        if hook is not None:
+            hook.resume(conn)  # programs a runner that died left waiting
         for _ in range(MAX_RERUNS):
             kicks.take()
             _alarm(timeout)
@@ -283,7 +291,7 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
     log.info("check_and_send --loop started (poll every %gs)", poll)
     worker = DeliveryWorker(config)  # webhooks and dlr-urls, in threads of their own
     worker.start()
-    conn = dispatcher = None
+    conn = dispatcher = hook = None
     database_failures = 0
     try:
         while not stop.is_set():
@@ -298,13 +306,13 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
                     dispatcher.use_connection(conn)
             if dispatcher is None:
                 try:
-                    dispatcher = _dispatchers(config, conn, kicks)
+                    dispatcher, hook = _dispatchers(config, conn, kicks)
                 except SendFailed as exc:  # a transport that cannot even be set up
                     log.error("cannot start a pass: %s", exc.reason)
                     stop.wait(config.get("dispatcher", "reopen_max_delay"))
                     continue
             kicks.take()
-            report = _loop_pass(dispatcher, timeout)
+            report = _loop_pass(dispatcher, hook, conn, timeout)
             _log_report(report, dispatcher.transport.name)
             if stop.is_set():
                 break
@@ -338,11 +346,15 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
     return EXIT_OK
 
 
-def _loop_pass(dispatcher, timeout: float) -> PassReport:
+def _loop_pass(dispatcher, hook: Optional[OnReceive], conn, timeout: float) -> PassReport:
     """One pass under the pass timer; a pass that raised is a report, not the loop's end."""
     _alarm(timeout)
     try:
+        if hook is not None:
+            hook.resume(conn)  # programs a runner that died left waiting
         return dispatcher.run_pass()
+    except UNAVAILABLE_ERRORS as exc:
+        return PassReport(problem=f"database unavailable: {exc}", problem_kind=DATABASE)
     except PassTimeout as exc:
         return PassReport(problem=str(exc), problem_kind=TIMEOUT)
     except Exception as exc:  # noqa: BLE001 - the loop outlives a bad pass: start afresh

@@ -566,7 +566,9 @@ class Dispatcher:
                     continue
             incoming = received.Incoming(
                 message.phone, message.text, message.sent_at, message.parts, message.smsc,
-                name, message.raw_pdu, message.error,
+                name, message.raw_pdu, message.error, message.message_class,
+                message.references[0] if message.references else None,
+                hook=self.on_received is not None,
             )
             if message.handles:  # something to delete from the device afterwards
                 self.ledger.note(key, utcnow())

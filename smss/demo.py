@@ -2,7 +2,8 @@
 
 Writes a configuration into a folder (SQLite queue, server on 127.0.0.1),
 starts the bundled modem simulator on a pseudo-terminal, the dispatcher
-(``check_and_send --loop``) and the server, and stops them all on Ctrl-C.
+(``check_and_send --loop``) and the server, and stops them all on Ctrl-C,
+SIGTERM or SIGHUP (a closed terminal).
 Everything it starts is an ordinary smss program with that configuration, so
 what works here works the same way with a real modem.
 """
@@ -34,6 +35,7 @@ pin_guard_file = {folder}/rejected-pins
 
 [dispatcher]
 lockfile = {folder}/check_and_send.lock
+state_dir = {folder}
 poll_interval = 5
 """
 
@@ -60,6 +62,14 @@ def _wait_for(path: str, process: subprocess.Popen, timeout: float = 15.0) -> No
         time.sleep(0.05)
 
 
+class _Stop(Exception):
+    """SIGTERM or SIGHUP: stop like Ctrl-C."""
+
+
+def _stop(signum, frame):
+    raise _Stop(signum)
+
+
 def main(folder: str, port: int, control_port: int) -> int:
     folder = os.path.abspath(folder)
     os.makedirs(folder, exist_ok=True)
@@ -71,6 +81,8 @@ def main(folder: str, port: int, control_port: int) -> int:
     # children run in the demo folder: `python -m` puts the working directory first on
     # sys.path, and a source checkout there would shadow the installed package
     children: List[subprocess.Popen] = []
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
     try:
         pty = os.path.join(folder, "ttyUSB0")
         simulator = subprocess.Popen(
@@ -86,9 +98,11 @@ def main(folder: str, port: int, control_port: int) -> int:
                                   cwd=folder)
         children.append(server)
         return server.wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Stop):
         return 0
     finally:
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)  # a second signal must not cut this short
         for child in reversed(children):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)

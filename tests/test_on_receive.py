@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -272,3 +273,170 @@ def test_meter_reading_handler_stores_and_answers(tmp_path, server_factory, monk
         assert sorted((p["number"], p["text"]) for p in s.sim.control.sent()) == replies
         # queued by the server (a record from 127.0.0.1), not written to the table directly
         assert [c for (c,) in s.rows("sms", "client")] == ["127.0.0.1"] * 2, s.rows("sms")
+
+
+# Starts a grandchild that sleeps (its PID in GRANDCHILD), then sleeps itself: a
+# program that left work behind in its process group when it ran out of time.
+FORKER = r'''
+import subprocess, sys, time
+grandchild = subprocess.Popen(["sleep", "600"])
+with open(sys.argv[1] + ".tmp", "w") as handle:
+    handle.write(str(grandchild.pid))
+import os
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(600)
+'''
+
+# Appends "start ID" and, after a moment, "end ID" to a log (O_APPEND: one write each).
+SLOW = r'''
+import os, sys, time
+log, pause, rcv_id = sys.argv[1], float(sys.argv[2]), sys.argv[-1]
+def note(what):
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.write(fd, f"{what} {rcv_id}\n".encode())
+    os.close(fd)
+note("start")
+release = os.path.join(os.path.dirname(log), "release-" + rcv_id)
+deadline = time.monotonic() + pause
+while time.monotonic() < deadline and not (pause > 100 and os.path.exists(release)):
+    time.sleep(0.05)
+note("end")
+'''
+
+
+def alive(pid):
+    from smss.pidlock import pid_alive
+
+    return pid_alive(pid)
+
+
+def concurrency(lines):
+    """The most programs running at once, and the order they wrote "start" in."""
+    running, most, order = 0, 0, []
+    for line in lines:
+        what, rcv_id = line.split()
+        if what == "start":
+            running += 1
+            order.append(int(rcv_id))
+        else:
+            running -= 1
+        most = max(most, running)
+    return most, order
+
+
+def test_a_timeout_kills_the_program_s_whole_process_group(tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    forker = write(tmp_path / "forker.py", FORKER)
+    with hook_site(tmp_path, f"{sys.executable} {forker} {pidfile}",
+                   on_receive_timeout="2") as s:
+        s.sim.control.inject("+420777123456", "leaves work behind")
+        assert s.run().returncode == 0, s.log()
+        [(rcv_id,)] = s.rows("rcv", "id")
+        wait_for(lambda: finished(s), timeout=30, what="the program killed")
+        assert handler_status(s, rcv_id) == -9
+        grandchild = int(pidfile.read_text())
+        try:
+            wait_for(lambda: not alive(grandchild), timeout=10, what="the grandchild gone")
+        finally:
+            if alive(grandchild):
+                os.kill(grandchild, 9)
+
+
+def test_at_most_on_receive_max_run_at_once_in_order_and_none_dropped(tmp_path):
+    """Five SMS, at most two programs at a time, started oldest first; the pass (a
+    one-shot run) is over long before the last of them starts."""
+    log = tmp_path / "hooks.log"
+    slow = write(tmp_path / "slow.py", SLOW)
+    with hook_site(tmp_path, f"{sys.executable} {slow} {log} 0.7", on_receive_max="2") as s:
+        for i in range(5):
+            s.sim.control.inject("+420777123456", f"reading {i}")
+        assert s.run().returncode == 0, s.log()
+        ids = [r[0] for r in s.rows("rcv", "id")]
+        assert len(ids) == 5
+        wait_for(lambda: len(finished(s)) == 5, timeout=60, what="all five programs run")
+        assert {status for _, status in finished(s)} == {0}
+        most, _ = concurrency(log.read_text().splitlines())
+        assert most == 2
+        started = [int(i) for i in re.findall(r"on_receive: rcv (\d+): started", s.log())]
+        assert started == ids
+
+
+def loop_children(pid):
+    """(pid, state) of the direct children of ``pid``."""
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                children = [int(c) for c in handle.read().split()]
+        except FileNotFoundError:
+            continue
+        for child in children:
+            try:
+                with open(f"/proc/{child}/stat", "rb") as handle:
+                    state = handle.read().rsplit(b")", 1)[-1].split()[0].decode()
+            except FileNotFoundError:
+                continue
+            found.append((child, state))
+    return found
+
+
+def test_loop_leaves_no_zombies(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    dump = write(tmp_path / "dump.py", DUMP)
+    with hook_site(tmp_path, f"{sys.executable} {dump} {out}", poll_interval="60") as s:
+        loop = s.start("--loop")
+        try:
+            wait_for(lambda: "--loop started" in s.log(), what="the loop started")
+            for i in range(3):
+                s.sim.control.inject("+420777123456", f"hook {i}")
+                wait_for(lambda i=i: len(finished(s)) == i + 1, what="the program finished")
+            wait_for(lambda: not [c for c in loop_children(loop.pid) if c[1] == "Z"],
+                     timeout=10, what="no zombie left under the loop")
+        finally:
+            loop.terminate()
+            loop.wait(timeout=30)
+
+
+def hook_runner_pid(s):
+    from smss.pidlock import PidLock
+
+    return PidLock(f"{s.folder}/check_and_send.lock.hooks").holder()
+
+
+def test_waiting_programs_outlive_a_killed_dispatcher_and_a_killed_runner(tmp_path):
+    """One program at a time; three SMS stored.  kill -9 of the --loop dispatcher
+    does not drop the waiting ones; kill -9 of the runner does not either: the next
+    pass starts a runner that runs them.  The one whose runner died while it ran is
+    not run again, and rcv.handler_status says so (-1)."""
+    log = tmp_path / "hooks.log"
+    slow = write(tmp_path / "slow.py", SLOW)
+    with hook_site(tmp_path, f"{sys.executable} {slow} {log} 600", on_receive_max="1",
+                   poll_interval="60") as s:
+        for i in range(3):
+            s.sim.control.inject("+420777123456", f"waiting {i}")
+        loop = s.start("--loop")
+        try:
+            wait_for(lambda: len(s.rows("rcv")) == 3, what="three SMS stored")
+            first, second, third = [r[0] for r in s.rows("rcv", "id")]
+            wait_for(lambda: log.exists() and log.read_text() == f"start {first}\n",
+                     what="the first program running")
+            os.kill(loop.pid, 9)
+            loop.wait()
+            (tmp_path / f"release-{first}").touch()
+            wait_for(lambda: f"start {second}" in log.read_text(), what="the second started")
+            runner = hook_runner_pid(s)
+            assert runner
+            os.kill(runner, 9)  # the second program runs on, orphaned; its status is lost
+            wait_for(lambda: not alive(runner), what="the runner gone")
+        finally:
+            if loop.poll() is None:
+                loop.kill()
+                loop.wait()
+        assert s.run().returncode == 0, s.log()  # the next pass: a new runner
+        (tmp_path / f"release-{third}").touch()
+        (tmp_path / f"release-{second}").touch()
+        wait_for(lambda: len(finished(s)) == 3, timeout=60, what="every row accounted for")
+        assert dict(finished(s)) == {first: 0, second: -1, third: 0}
+        assert [line for line in log.read_text().splitlines() if line.startswith("start")] == [
+            f"start {first}", f"start {second}", f"start {third}"]
