@@ -299,8 +299,9 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
                 try:
                     conn = _connect(config)
                 except (migrations.SchemaError, *UNAVAILABLE_ERRORS) as exc:
+                    log.error("database: %s", exc)
                     database_failures += 1
-                    _database_pause(kicks, database_failures, f"database: {exc}")
+                    _database_pause(kicks, database_failures)
                     continue
                 if dispatcher is not None:
                     dispatcher.use_connection(conn)
@@ -328,12 +329,12 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
                     _wait_for_work(dispatcher, conn, kicks, poll, report.ok)
                     continue
                 except UNAVAILABLE_ERRORS as exc:
-                    report.problem = f"database unavailable: {exc}"
+                    log.error("database unavailable: %s", exc)
             dispatcher.release_claims()
             conn.close()
             conn = None
             database_failures += 1
-            _database_pause(kicks, database_failures, report.problem or "")
+            _database_pause(kicks, database_failures)
     finally:
         if dispatcher is not None:
             dispatcher.release_claims()
@@ -370,11 +371,11 @@ def database_pause(failures: int) -> float:
     return min(2.0 ** max(0, failures - 1), DATABASE_MAX_PAUSE)
 
 
-def _database_pause(kicks: Kicks, failures: int, reason: str) -> None:
+def _database_pause(kicks: Kicks, failures: int) -> None:
     """Wait before reconnecting; a kick (a record the server just committed: the
     database is back) or a stop ends the wait early.  The transports stay open."""
     pause = database_pause(failures)
-    log.error("%s; reconnecting to the database in %gs", reason, pause)
+    log.info("reconnecting to the database in %gs", pause)
     kicks.take()  # a kick from before the failure is answered by the next pass anyway
     if not kicks.stop.is_set():
         kicks.event.wait(pause)
