@@ -72,11 +72,14 @@ class Kicks:
 
 
 EPILOG = """\
-A run takes the dispatcher's lock ([dispatcher] lockfile), runs a pass, and runs
+A run takes the dispatcher's lock ([dispatcher] lockfile: a kernel flock, free again
+when its holder dies, the file holding the holder's PID), runs a pass, and runs
 another while a kick came during it or messages are due.  A run that finds the lock
 held by a live pass tells that pass to look again (SIGUSR1) and exits 0 at once, so
 cron and the server may start it as often as they like.  SIGTERM stops it after the
-message being sent.
+message being sent.  With --loop, a transport that went down is opened again after
+1 s, doubling to [dispatcher] reopen_max_delay; a database outage leaves the
+transports open.
 
 exit status:
   0  everything due was handled, nothing was due, or another pass holds the lock
@@ -89,6 +92,8 @@ environment:
 
 files:
   /etc/smss/smss.conf  the configuration, see smss.conf(5)
+  /run/smss/check_and_send  the lock ([dispatcher] lockfile)
+  /var/lib/smss  the journal, the delete ledger, the inbox spools ([dispatcher] state_dir)
 """
 
 

@@ -297,7 +297,7 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ),
     ("smpp", "spool"): Key(
         _str, "", "file keeping received PDUs until stored; empty: "
-        "/var/lib/smss/LOCKNAME[.NAME].smpp-inbox"
+        "STATE_DIR/LOCKNAME[.NAME].smpp-inbox"
     ),
     ("smpp", "name"): Key(
         _str, "", "name recorded as the transport; empty: smpp:SYSTEM_ID@HOST:PORT"
@@ -380,7 +380,7 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ("goip", "smpp_password"): Key(_str, "", "its SMPP password"),
     ("goip", "spool"): Key(
         _str, "", "file keeping received SMS until stored (.L1, .L2 ... appended); empty: "
-        "/var/lib/smss/LOCKNAME.NAME.goip-inbox"
+        "STATE_DIR/LOCKNAME.NAME.goip-inbox"
     ),
     ("goip", "rate_limit"): Key(
         _int, "0", "most SMS per minute through this transport (all its lines; a section per"
@@ -419,7 +419,7 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ),
     ("yeastar", "spool"): Key(
         _str, "", "file keeping received SMS events until stored; empty: "
-        "/var/lib/smss/LOCKNAME.NAME.yeastar-inbox"
+        "STATE_DIR/LOCKNAME.NAME.yeastar-inbox"
     ),
     ("yeastar", "rate_limit"): Key(
         _int, "0", "most SMS per minute through this transport (all its ports); 0: none"
