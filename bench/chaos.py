@@ -92,7 +92,8 @@ class Site:
                 f"[database]\nurl = {db_url}\nconnect_timeout = 3\n"
                 f"[modem]\ndevice = {modem_url}\ncommand_timeout = 3\nsend_timeout = 5\n"
                 f"register_timeout = 3\npin_guard_file = {folder}/pins\n"
-                f"[dispatcher]\nlockfile = {folder}/cas.lock\nlogfile = {folder}/cas.log\n"
+                f"[dispatcher]\nlockfile = {folder}/cas.lock\nstate_dir = {folder}\n"
+                f"logfile = {folder}/cas.log\n"
                 "retry_delay = 0\nmax_attempts = 1000\nclaim_timeout = 60\npass_timeout = 60\n"
             )
         self.env = dict(os.environ, SMSS_CONFIG=self.config)

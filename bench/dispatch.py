@@ -89,7 +89,8 @@ def kick_latency(trials: int, loop: bool) -> list:
                 f"logfile = {folder}/server.log\n"
                 f"[database]\nurl = sqlite://{folder}/smss.db\n"
                 f"[modem]\ndevice = {sim.url}\npin_guard_file = {folder}/pins\n"
-                f"[dispatcher]\nlockfile = {folder}/cas.lock\nlogfile = {folder}/cas.log\n"
+                f"[dispatcher]\nlockfile = {folder}/cas.lock\nstate_dir = {folder}\n"
+                f"logfile = {folder}/cas.log\n"
                 "poll_interval = 60\n")
         env = dict(os.environ, SMSS_CONFIG=config)
         server = subprocess.Popen([sys.executable, "-m", "smss.cli", "-c", config, "run"],

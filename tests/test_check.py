@@ -131,7 +131,7 @@ def site(tmp_path_factory):
         path = folder / "smss.conf"
         path.write_text(
             f"[database]\nurl = sqlite://{folder}/smss.db\n"
-            f"[dispatcher]\nlockfile = {folder}/lock\n"
+            f"[dispatcher]\nlockfile = {folder}/lock\nstate_dir = {folder}\n"
             f"[transport:gsm]\ntype = modem\ndevice = {sim.url}\ncommand_timeout = 3\n"
             f"[transport:link]\ntype = smpp\nhost = 127.0.0.1\nport = {smsc.port}\n"
             f"system_id = smss\npassword = secret\nspool = {folder}/link-inbox\n"

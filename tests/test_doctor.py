@@ -112,7 +112,8 @@ def test_a_running_dispatcher_is_not_disturbed(tmp_path):
     with running_simulator(tcp=False) as sim:
         path = tmp_path / "smss.conf"
         path.write_text(f"[database]\nurl = sqlite://{tmp_path}/smss.db\n"
-                        f"[dispatcher]\nlockfile = {tmp_path}/lock\npoll_interval = 0.5\n"
+                        f"[dispatcher]\nlockfile = {tmp_path}/lock\nstate_dir = {tmp_path}\n"
+                        "poll_interval = 0.5\n"
                         f"[modem]\ndevice = {sim.pty_path}\ncommand_timeout = 3\n"
                         f"register_timeout = 5\npin_guard_file = {tmp_path}/pins\n")
         subprocess.run([sys.executable, "-m", "smss.cli", "-c", str(path), "migrate"],
