@@ -57,9 +57,9 @@ def write(path, text):
     return str(path)
 
 
-def hook_site(tmp_path, command, **dispatcher):
+def hook_site(tmp_path, command, db_url=None, **dispatcher):
     settings = {"dispatcher": dict(on_receive=command, **dispatcher)}
-    return site(tmp_path, settings=settings)
+    return site(tmp_path, db_url, settings=settings)
 
 
 def handler_status(s, rcv_id):
@@ -342,12 +342,13 @@ def test_a_timeout_kills_the_program_s_whole_process_group(tmp_path):
                 os.kill(grandchild, 9)
 
 
-def test_at_most_on_receive_max_run_at_once_in_order_and_none_dropped(tmp_path):
+def test_at_most_on_receive_max_run_at_once_in_order_and_none_dropped(tmp_path, database_url):
     """Five SMS, at most two programs at a time, started oldest first; the pass (a
     one-shot run) is over long before the last of them starts."""
     log = tmp_path / "hooks.log"
     slow = write(tmp_path / "slow.py", SLOW)
-    with hook_site(tmp_path, f"{sys.executable} {slow} {log} 0.7", on_receive_max="2") as s:
+    with hook_site(tmp_path, f"{sys.executable} {slow} {log} 0.7", database_url,
+                   on_receive_max="2") as s:
         for i in range(5):
             s.sim.control.inject("+420777123456", f"reading {i}")
         assert s.run().returncode == 0, s.log()
