@@ -6,7 +6,8 @@ and ``transaction()`` commits or rolls back.  SQLite runs in WAL mode with
 ``synchronous=FULL`` (an acknowledged record survives a power cut) and a busy
 timeout; a write transaction starts with ``BEGIN IMMEDIATE`` so two writers
 queue up instead of failing halfway.  MySQL/MariaDB goes through PyMySQL with
-utf8mb4.
+utf8mb4.  ``release`` returns an idle connection clean (no snapshot, no locks),
+so an idle connection never holds up an ALTER TABLE.
 """
 
 from __future__ import annotations
@@ -207,6 +208,14 @@ class Connection:
             self._ensure_mysql()
             self._raw.commit()  # end any previous snapshot
         return self
+
+    def release(self) -> None:
+        """End whatever is open (a read snapshot, an unfinished write) before the connection
+        sits idle: an idle transaction holds metadata locks that make ALTER TABLE wait."""
+        if self.dialect == "mysql":
+            self._raw.rollback()
+        elif self._raw.in_transaction:
+            self._raw.rollback()
 
     def _ensure_mysql(self) -> None:
         """Reconnect when the server went away (restart, wait_timeout) since the last use."""

@@ -1,9 +1,12 @@
 """A small pool of database connections for the web application's worker threads.
 
 Page and API handlers run in a thread pool; each borrows a connection for the
-length of one request and gives it back.  A connection that raised a database
-error is closed instead of returned, so the next request opens a fresh one
-(after a MariaDB restart, for instance).
+length of one request and gives it back.  A connection comes back clean: what
+the request left open (a read snapshot, which holds metadata locks on MySQL
+and would make an ALTER TABLE wait) is rolled back first.  A connection that
+raised a database error, or cannot be rolled back, is closed instead of
+returned, so the next request opens a fresh one (after a MariaDB restart, for
+instance).
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ class Pool:
         self._give_back(conn)
 
     def _give_back(self, conn: Connection) -> None:
+        try:
+            conn.release()
+        except UNAVAILABLE_ERRORS:
+            conn.close()
+            return
         with self._lock:
             if len(self._idle) < self.keep:
                 self._idle.append(conn)
