@@ -145,7 +145,16 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ("database", "url"): Key(
         _str, "sqlite:///var/lib/smss/smss.db", "sqlite:///PATH or mysql://user:pass@host/db"
     ),
-    ("database", "connect_timeout"): Key(_float, "10", "seconds to wait for the database"),
+    ("database", "connect_timeout"): Key(
+        _float, "10", "seconds to wait for a connection (SQLite: for a lock)"
+    ),
+    ("database", "read_timeout"): Key(
+        _float, "10", "MySQL: seconds to wait for each answer before the database counts as"
+        " stalled; 0: for ever"
+    ),
+    ("database", "write_timeout"): Key(
+        _float, "10", "MySQL: seconds a write to the database may block; 0: for ever"
+    ),
     ("database", "tls"): Key(
         _choice("auto", "off", "preferred", "verify"), "auto",
         "MySQL over TCP: off, preferred (unverified), verify (certificate and host name);"

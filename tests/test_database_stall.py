@@ -1,23 +1,228 @@
-"""The web interface leaves no transaction open between requests, so an ALTER TABLE
-(``smss migrate``) never waits behind an idle page view (and the spooler's inserts
-never queue up behind such an ALTER)."""
+"""A database that stops answering, or answers slowly: the spooler, the dispatcher and the
+web interface against a private MariaDB these tests freeze (SIGSTOP) and thaw (SIGCONT).
+
+- The spooler answers ``ERR 503`` within its timeouts and stores nothing it did not
+  acknowledge; a COMMIT the database never confirmed is checked before the answer.
+- The dispatcher stops its pass instead of hanging; nothing is sent twice.
+- The web interface leaves no transaction open between requests, so an ALTER TABLE
+  (``smss migrate``) never waits behind an idle page view.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+import threading
+import time
+from collections import Counter
 from urllib.parse import urlsplit
 
 import pymysql
+import pytest
+from conftest import read_lines
+from support_dispatch import site
+from support_mariadb import MariaDB
 from support_web import add_user, base_url, login, web_settings
 
 from smss.store import queue as msg_table
 from smss.store import received
 from smss.store.database import connect
 
+# The spooler's timeouts in these tests: short, so a test does not sit through the
+# defaults; what they show holds for any value.
+TIMEOUTS = {"connect_timeout": "3", "read_timeout": "3", "write_timeout": "3"}
+DOUBT_REPLY = "ERR 504 storage did not confirm the commit, the record may be stored"
+NOT_STORED = "ERR 503 storage unavailable, not stored"
+
+
+def wait_for(predicate, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not reached within {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def own_mariadb(tmp_path_factory):
+    """A MariaDB server these tests may freeze (the session one is shared)."""
+    try:
+        server = MariaDB(str(tmp_path_factory.mktemp("stall-mariadb")))
+    except RuntimeError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def stall_db(own_mariadb):
+    """A fresh database on the private server; the server runs again afterwards."""
+    url = own_mariadb.create_database()
+    yield url
+    own_mariadb.thaw()
+
+
+@pytest.fixture
+def admin(own_mariadb):
+    conn = pymysql.connect(unix_socket=own_mariadb.socket, user="root", autocommit=True)
+    yield conn
+    conn.close()
+
 
 def sql(conn, statement, params=()):
     with conn.cursor() as cursor:
         cursor.execute(statement, params)
         return cursor.fetchall()
+
+
+def texts_stored(url):
+    conn = connect(url)
+    try:
+        return [row[0] for row in conn.read().query(
+            "SELECT text FROM msg UNION ALL SELECT text FROM sms ORDER BY 1")]
+    finally:
+        conn.close()
+
+
+def waiting_commits(admin):
+    return sql(admin, "SELECT id FROM information_schema.processlist WHERE user = 'smss'"
+                      " AND state = 'Waiting for backup lock' AND info = 'COMMIT'")
+
+
+# -- the spooler
+
+
+def test_a_stalled_database_gets_err_503_and_everything_recovers(server_factory, own_mariadb,
+                                                                 stall_db):
+    server = server_factory(stall_db, database=TIMEOUTS)
+    first = server.send(b"#420608337726;before the stall\n")
+    assert first[0].startswith("OK "), first
+    with own_mariadb.frozen():
+        # the committer's connection is open; the server stops answering on it
+        stalled = server.send(b"#420608337726;during the stall\n", timeout=120)
+        # and a new connection is accepted by the kernel but never greeted
+        again = server.send(b"#420608337726;still stalled\n", timeout=120)
+    assert stalled == [NOT_STORED], server.log()
+    assert again == [NOT_STORED], server.log()
+    after = server.send(b"#420608337726;after the stall\n")
+    assert after[0].startswith("OK "), server.log()
+    assert texts_stored(stall_db) == ["after the stall", "before the stall"]
+
+
+def test_many_clients_during_a_stall_all_get_an_answer(server_factory, own_mariadb, stall_db):
+    server = server_factory(stall_db, database=TIMEOUTS)
+    assert server.send(b"#420608337726;warm\n")[0].startswith("OK ")
+    replies = {}
+
+    def client(number):
+        replies[number] = server.send(f"#420608337726;client {number}\n".encode(), timeout=120)
+
+    with own_mariadb.frozen():
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(50)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(replies) == list(range(50))
+    assert {tuple(lines) for lines in replies.values()} == {(NOT_STORED,)}, server.log()
+    assert texts_stored(stall_db) == ["warm"]
+    assert server.send(b"#420608337726;after\n")[0].startswith("OK ")
+
+
+def test_a_commit_the_database_did_not_confirm_is_checked_before_the_answer(
+        server_factory, own_mariadb, stall_db, admin):
+    """COMMIT sent, no answer within read_timeout: the transaction may still commit.  The
+    spooler ends that session and looks for the rows before it says anything."""
+    server = server_factory(stall_db, database=TIMEOUTS)
+    assert server.send(b"#420608337726;before\n")[0].startswith("OK ")
+    sql(admin, "BACKUP STAGE START")
+    sql(admin, "BACKUP STAGE BLOCK_COMMIT")  # INSERT goes through, COMMIT waits
+    try:
+        replies = server.send(b"#420608337726;in doubt\n", timeout=120)
+    finally:
+        sql(admin, "BACKUP STAGE END")
+    wait_for(lambda: not waiting_commits(admin), what="no COMMIT left waiting")
+    assert replies == [NOT_STORED], server.log()
+    assert texts_stored(stall_db) == ["before"]  # the abandoned COMMIT did not go through
+    assert server.send(b"#420608337726;after\n")[0].startswith("OK ")
+    assert texts_stored(stall_db) == ["after", "before"]
+
+
+def test_a_commit_nobody_can_confirm_gets_err_504_and_its_outcome_is_logged(
+        server_factory, own_mariadb, stall_db, admin):
+    """The COMMIT waits, then the whole server freezes: the check cannot run either.
+    The client hears that the record may be stored; the log later says whether it was."""
+    server = server_factory(stall_db, database=TIMEOUTS)
+    assert server.send(b"#420608337726;before\n")[0].startswith("OK ")
+    sql(admin, "BACKUP STAGE START")
+    sql(admin, "BACKUP STAGE BLOCK_COMMIT")
+    try:
+        with server.connect(timeout=120) as sock:
+            sock.sendall(b"#420608337726;in doubt\n")
+            sock.shutdown(socket.SHUT_WR)
+            wait_for(lambda: waiting_commits(admin), what="the COMMIT waiting")
+            with own_mariadb.frozen():
+                replies = read_lines(sock)
+    finally:
+        sql(admin, "BACKUP STAGE END")
+    assert replies == [DOUBT_REPLY], server.log()
+    assert server.send(b"#420608337726;after\n")[0].startswith("OK ")
+    outcome = wait_for(lambda: re.search(r"record\(s\) \S+ answered ERR 504 (were|were not)"
+                                         r" stored", server.log()),
+                       what="the outcome of the doubtful commit in the log")
+    stored = "in doubt" in texts_stored(stall_db)
+    assert outcome.group(1) == ("were" if stored else "were not"), server.log()
+
+
+# -- the dispatcher
+
+
+def test_the_dispatcher_stops_on_a_stalled_database_and_sends_nothing_twice(
+        tmp_path, own_mariadb, stall_db):
+    settings = {"database": TIMEOUTS, "dispatcher": {"pass_timeout": "900"}}
+    with site(tmp_path, stall_db, settings=settings, latency=2.0) as s:
+        ids = [s.enqueue("+420608337726", f"stall {i}") for i in range(3)]
+        holder = s.start()
+        [(started,)] = wait_for(
+            lambda: s.rows("msg", "id", "WHERE send_started_at IS NOT NULL"),
+            what="first send started")
+        assert started == ids[0]
+        with own_mariadb.frozen():  # the send is in flight: its +CMGS answer is 2 s away
+            status = holder.wait(timeout=120)
+        assert status == 1, s.log()
+        assert f"outcome of message {ids[0]} kept in" in s.log()
+        assert Counter(p["text"] for p in s.sim.control.sent()) == Counter({"stall 0": 1})
+
+        assert s.run().returncode == 0, s.log()
+        assert f"applied journaled outcome of message {ids[0]}" in s.log()
+        assert s.rows("msg") == []
+        assert s.rows("sms", "id, status, attempts") == [(i, "sent", 1) for i in ids]
+        assert Counter(p["text"] for p in s.sim.control.sent()) == Counter(
+            {f"stall {i}": 1 for i in range(3)})
+
+
+def test_the_dispatcher_does_not_hang_on_a_database_frozen_before_the_pass(
+        tmp_path, own_mariadb, stall_db):
+    settings = {"database": TIMEOUTS, "dispatcher": {"pass_timeout": "900"}}
+    with site(tmp_path, stall_db, settings=settings) as s:
+        ids = [s.enqueue("+420608337726", f"queued {i}") for i in range(2)]
+        with own_mariadb.frozen():
+            result = s.run()
+        assert result.returncode == 1, s.log()
+        assert s.sim.control.sent() == []
+        assert s.run().returncode == 0, s.log()
+        assert s.rows("sms", "id, status, attempts") == [(i, "sent", 1) for i in ids]
+        assert Counter(p["text"] for p in s.sim.control.sent()) == Counter(
+            {"queued 0": 1, "queued 1": 1})
+
+
+# -- the web interface
 
 
 def test_web_pages_leave_no_transaction_open_and_an_alter_table_goes_through(

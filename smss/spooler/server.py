@@ -22,10 +22,11 @@ from typing import Any, Optional, Sequence, Tuple
 
 from smss import doors
 from smss.spooler import validate
-from smss.spooler.committer import Committer, StorageUnavailable
+from smss.spooler.committer import Committer, StorageInDoubt, StorageUnavailable
 from smss.spooler.kick import Kicker
 from smss.spooler.protocol import (
     FORBIDDEN,
+    IN_DOUBT,
     TIMEOUT,
     TOO_MANY,
     UNAVAILABLE,
@@ -75,6 +76,9 @@ class Limits:
 
 
 _END = object()  # the last item of a connection's reply queue
+NOT_STORED_REPLY = RecordError(UNAVAILABLE, "storage unavailable, not stored").reply()
+IN_DOUBT_REPLY = RecordError(
+    IN_DOUBT, "storage did not confirm the commit, the record may be stored").reply()
 
 
 def _line(text: str) -> bytes:
@@ -291,9 +295,12 @@ class Connection:
             return item
         try:
             line = _line(f"OK {await item}")
+        except StorageInDoubt:
+            doors.refused("tcp", IN_DOUBT)
+            return IN_DOUBT_REPLY
         except StorageUnavailable:
             doors.refused("tcp", UNAVAILABLE)
-            return RecordError(UNAVAILABLE, "storage unavailable, not stored").reply()
+            return NOT_STORED_REPLY
         doors.accepted("tcp")
         self.server.acknowledged()
         return line

@@ -15,13 +15,12 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator, List
 
-from smss.store.database import UNAVAILABLE_ERRORS, Connection, connect
+from smss.store.database import UNAVAILABLE_ERRORS, Connection, DatabaseSettings
 
 
 class Pool:
-    def __init__(self, url: str, connect_timeout: float = 10.0, keep: int = 8) -> None:
-        self.url = url
-        self.connect_timeout = connect_timeout
+    def __init__(self, database: DatabaseSettings, keep: int = 8) -> None:
+        self.database = database
         self.keep = keep
         self._idle: List[Connection] = []
         self._lock = threading.Lock()
@@ -31,7 +30,7 @@ class Pool:
         with self._lock:
             conn = self._idle.pop() if self._idle else None
         if conn is None:
-            conn = connect(self.url, self.connect_timeout)
+            conn = self.database.connect()
         try:
             yield conn
         except UNAVAILABLE_ERRORS:

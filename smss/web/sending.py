@@ -3,7 +3,8 @@
 The same path as a TCP record: ``smss.spooler.validate.check`` with the same rules,
 the same record size limit (a message counts as the record ``#PHONE;TEXT``
 would), then ``Committer.submit``; ``OK <id>`` only once the group commit's
-transaction committed, ``ERR 503`` when it failed.  The committer's
+transaction committed, ``ERR 503`` when it failed, ``ERR 504`` when the
+database never confirmed it.  The committer's
 ``on_commit`` kicks the dispatcher, as it does for the TCP door.  Each message
 is judged on its own: the good ones are stored even when others fail.
 
@@ -25,8 +26,15 @@ import pymysql
 
 from smss import doors
 from smss.spooler import validate
-from smss.spooler.committer import Committer, StorageUnavailable
-from smss.spooler.protocol import TOO_LONG, UNAVAILABLE, Record, RecordError, format_record
+from smss.spooler.committer import Committer, StorageInDoubt, StorageUnavailable
+from smss.spooler.protocol import (
+    IN_DOUBT,
+    TOO_LONG,
+    UNAVAILABLE,
+    Record,
+    RecordError,
+    format_record,
+)
 from smss.store import queue as msg_table
 from smss.store.database import UNAVAILABLE_ERRORS, Connection
 from smss.store.queue import NewMessage
@@ -87,6 +95,9 @@ class Sender:
                 continue
             try:
                 results.append(Result(id=await item, phone=phone))
+            except StorageInDoubt:
+                results.append(Result(code=IN_DOUBT, error="storage did not confirm the commit,"
+                                      " the message may be stored", phone=phone))
             except StorageUnavailable:
                 results.append(Result(code=UNAVAILABLE, error="storage unavailable, not stored",
                                       phone=phone))
