@@ -130,6 +130,13 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ("server", "max_errors_per_connection"): Key(
         _positive_int, "10", "ERR replies before the connection is closed"
     ),
+    ("server", "max_pending_records"): Key(
+        _positive_int, "10000", "records received and waiting for their commit; at the limit"
+        " the server stops reading from clients"
+    ),
+    ("server", "max_pending_bytes"): Key(
+        _positive_int, "4194304", "the same limit in bytes of phone numbers and texts"
+    ),
     ("server", "kick_command"): Key(
         _str, "check_and_send", "dispatcher started after records are committed; empty: none"
     ),

@@ -3,6 +3,8 @@ web interface against a private MariaDB these tests freeze (SIGSTOP) and thaw (S
 
 - The spooler answers ``ERR 503`` within its timeouts and stores nothing it did not
   acknowledge; a COMMIT the database never confirmed is checked before the answer.
+- Records waiting for the database are bounded: the server stops reading instead
+  of holding what clients send, and stores every acknowledged record afterwards.
 - The dispatcher stops its pass instead of hanging; nothing is sent twice.
 - The web interface leaves no transaction open between requests, so an ALTER TABLE
   (``smss migrate``) never waits behind an idle page view.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import threading
 import time
@@ -178,6 +181,80 @@ def test_a_commit_nobody_can_confirm_gets_err_504_and_its_outcome_is_logged(
                        what="the outcome of the doubtful commit in the log")
     stored = "in doubt" in texts_stored(stall_db)
     assert outcome.group(1) == ("were" if stored else "were not"), server.log()
+
+
+# -- back-pressure
+
+
+def test_with_a_stalled_database_the_server_stops_reading_and_loses_nothing(
+        server_factory, own_mariadb, stall_db):
+    limit_records, limit_bytes = 50, 4000
+    server = server_factory(
+        stall_db, database={"read_timeout": "600", "write_timeout": "600"},
+        server={"max_pending_records": str(limit_records),
+                "max_pending_bytes": str(limit_bytes),
+                "max_records_per_connection": "100000"})
+    assert server.send(b"#420608337726;warm\n")[0].startswith("OK ")
+    clients, per_client = 8, 5000  # 40,000 records, 800 times the limit
+    replies = {}
+    mark = len(server.log())
+
+    def client(number):
+        payload = "".join(f"#420608337726;client {number} record {i:05}\n"
+                          for i in range(per_client)).encode()
+        replies[number] = server.send(payload, timeout=600)
+
+    with own_mariadb.frozen():
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+        for thread in threads:
+            thread.start()
+        paused = wait_for(
+            lambda: (lambda found: len(found) >= clients and found)(
+                re.findall(r"reading paused, (\d+) records \((\d+) bytes\) pending",
+                           server.log()[mark:])),
+            what="every client paused")
+    for thread in threads:
+        thread.join()
+    for records, size in paused:
+        assert int(records) <= limit_records and int(size) <= limit_bytes, paused
+    assert "pending limit reached" in server.log()
+    assert sorted(replies) == list(range(clients))
+    for lines in replies.values():
+        assert len(lines) == per_client and all(line.startswith("OK ") for line in lines)
+    stored = texts_stored(stall_db)
+    assert len(stored) == clients * per_client + 1
+    assert len(set(stored)) == len(stored)
+
+
+def test_a_server_stopped_while_clients_wait_for_room_stops_and_answers_honestly(
+        server_factory, own_mariadb, stall_db):
+    server = server_factory(stall_db, database=TIMEOUTS,
+                            server={"max_pending_records": "20"})
+    assert server.send(b"#420608337726;warm\n")[0].startswith("OK ")
+    clients, replies = 4, {}
+    mark = len(server.log())
+
+    def client(number):
+        payload = "".join(f"#420608337726;client {number} record {i}\n"
+                          for i in range(200)).encode()
+        replies[number] = server.send(payload, timeout=120)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    with own_mariadb.frozen():
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: server.log()[mark:].count("reading paused") >= clients,
+                 what="every client paused")
+        server.process.send_signal(signal.SIGTERM)
+        status = server.process.wait(timeout=120)
+    for thread in threads:
+        thread.join()
+    assert status == 0, server.log()
+    lines = [line for number in range(clients) for line in replies[number]]
+    assert lines and set(line.split()[0] for line in lines) <= {"OK", "ERR"}
+    assert all(line.startswith("OK ") or line == NOT_STORED for line in lines), lines
+    acknowledged = {line for line in lines if line.startswith("OK ")}
+    assert len(texts_stored(stall_db)) == len(acknowledged) + 1  # and the warm-up
 
 
 # -- the dispatcher

@@ -2,9 +2,9 @@
 
 The same path as a TCP record: ``smss.spooler.validate.check`` with the same rules,
 the same record size limit (a message counts as the record ``#PHONE;TEXT``
-would), then ``Committer.submit``; ``OK <id>`` only once the group commit's
-transaction committed, ``ERR 503`` when it failed, ``ERR 504`` when the
-database never confirmed it.  The committer's
+would), then ``Committer.submit`` (which waits while the committer's backlog is
+full); ``OK <id>`` only once the group commit's transaction committed, ``ERR
+503`` when it failed, ``ERR 504`` when the database never confirmed it.  The committer's
 ``on_commit`` kicks the dispatcher, as it does for the TCP door.  Each message
 is judged on its own: the good ones are stored even when others fail.
 
@@ -85,7 +85,7 @@ class Sender:
             if isinstance(verdict, RecordError):
                 pending.append(Result(code=verdict.code, error=verdict.reason, phone=phone))
                 continue
-            pending.append(self.committer.submit(
+            pending.append(await self.committer.submit(
                 NewMessage(verdict.phone, verdict.text, verdict.parts, client,
                            verdict.route)))
         results: List[Result] = []
