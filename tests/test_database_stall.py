@@ -21,12 +21,13 @@ import time
 from collections import Counter
 from urllib.parse import urlsplit
 
+import httpx
 import pymysql
 import pytest
 from conftest import read_lines
 from support_dispatch import site
 from support_mariadb import MariaDB
-from support_web import add_user, base_url, login, web_settings
+from support_web import add_token, add_user, base_url, login, web_settings
 
 from smss.store import queue as msg_table
 from smss.store import received
@@ -181,6 +182,31 @@ def test_a_commit_nobody_can_confirm_gets_err_504_and_its_outcome_is_logged(
                        what="the outcome of the doubtful commit in the log")
     stored = "in doubt" in texts_stored(stall_db)
     assert outcome.group(1) == ("were" if stored else "were not"), server.log()
+
+
+def test_a_kannel_sendsms_whose_commit_was_not_confirmed_is_settled_too(
+        server_factory, own_mariadb, stall_db, admin, tmp_path):
+    """Kannel's sendsms (and an Idempotency-Key request) commit on their own connection,
+    outside the group commit; an unconfirmed COMMIT there is settled the same way."""
+    server = server_factory(stall_db, database=TIMEOUTS, web=web_settings(tmp_path))
+    url, token = base_url(server), add_token(server.config_path, "foo")
+    request = {"username": "foo", "password": token, "to": "608337726", "text": "before"}
+    with httpx.Client(base_url=url, timeout=120) as client:  # (and the token's use noted)
+        assert client.get("/cgi-bin/sendsms", params=request).status_code == 202
+    request["text"] = "in doubt"
+    sql(admin, "BACKUP STAGE START")
+    sql(admin, "BACKUP STAGE BLOCK_COMMIT")
+    try:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            answer = client.get("/cgi-bin/sendsms", params=request)
+    finally:
+        sql(admin, "BACKUP STAGE END")
+    wait_for(lambda: not waiting_commits(admin), what="no COMMIT left waiting")
+    assert (answer.status_code, answer.text) == (503, "Temporal failure, try again later.")
+    assert texts_stored(stall_db) == ["before"]  # true: the abandoned COMMIT did not go through
+    with httpx.Client(base_url=url, timeout=120) as client:
+        assert client.get("/cgi-bin/sendsms", params=request).status_code == 202
+    assert texts_stored(stall_db) == ["before", "in doubt"]
 
 
 # -- back-pressure

@@ -262,7 +262,7 @@ class Committer:
             log.error("the database did not confirm the commit of %d record(s): %s",
                       len(batch), exc)
             self._drop_connection()
-            stored = self._settle(exc.session, ids, messages[0])
+            stored = self.settle(exc.session, ids, messages[0])
             if stored is None:
                 self._doubts.append(_Doubt(exc.session, tuple(ids), messages[0]))
                 self._fail(batch, StorageInDoubt(str(exc)), unavailable=True)
@@ -320,30 +320,28 @@ class Committer:
 
     # -- commits the database did not confirm
 
-    def _settle(self, session: Session, ids: Sequence[int],
-                first: msg_table.NewMessage) -> Optional[bool]:
-        """Whether the unconfirmed transaction committed: end its session from a new
-        connection, then look for its rows.  None when the database does not answer."""
+    def settle(self, session: Session, ids: Sequence[int],
+               first: msg_table.NewMessage) -> Optional[bool]:
+        """Whether a transaction whose COMMIT got no answer (``ids`` inserted, the first
+        one ``first``) committed: end its session from a new connection, then look for
+        its rows.  None when the database does not answer.  Any thread may call it
+        (``Sender.store_together`` does)."""
+        conn: Optional[Connection] = None
         try:
-            self._conn = self._database.connect()
-            return _stored(self._conn, session, ids, first, self._database.patience())
+            conn = self._database.connect()
+            return _stored(conn, session, ids, first, self._database.patience())
         except UNAVAILABLE_ERRORS as exc:
-            log.error("cannot tell whether records %s were stored: %s",
-                      _span(ids), exc)
-            self._drop_connection()
+            log.error("cannot tell whether records %s were stored: %s", _span(ids), exc)
             return None
+        finally:
+            if conn is not None:
+                conn.close()
 
     def _recheck_doubts(self) -> None:
-        assert self._conn is not None
         for doubt in list(self._doubts):
-            try:
-                stored = _stored(self._conn, doubt.session, doubt.ids, doubt.first,
-                                 self._database.patience())
-            except UNAVAILABLE_ERRORS as exc:
-                log.warning("records %s (answered ERR 504): still unknown: %s",
-                            _span(doubt.ids), exc)
-                self._drop_connection()
-                return
+            stored = self.settle(doubt.session, doubt.ids, doubt.first)
+            if stored is None:
+                return  # still unknown: the next commit looks again
             self._doubts.remove(doubt)
             log.warning("record(s) %s answered ERR 504 %s stored", _span(doubt.ids),
                         "were" if stored else "were not")

@@ -36,7 +36,7 @@ from smss.spooler.protocol import (
     format_record,
 )
 from smss.store import queue as msg_table
-from smss.store.database import UNAVAILABLE_ERRORS, Connection
+from smss.store.database import UNAVAILABLE_ERRORS, CommitInDoubt, Connection
 from smss.store.queue import NewMessage
 
 log = logging.getLogger(__name__)
@@ -118,23 +118,33 @@ class Sender:
         """Store the messages that passed ``judge`` (``(phone as given, verdict)`` pairs)
         in one transaction on ``conn`` with whatever ``extra(conn, results)`` writes; call
         from a worker thread.  ``StorageUnavailable`` when the transaction failed
-        (nothing is stored then, ``extra``'s rows neither)."""
+        (nothing is stored then, ``extra``'s rows neither); a COMMIT the database did not
+        confirm is settled first (``Committer.settle``), and ``StorageInDoubt`` when
+        even that gets no answer."""
         client = client[:CLIENT_WIDTH]
         good = [NewMessage(v.phone, v.text, v.parts, client, v.route)
                 for _, v in judged if not isinstance(v, RecordError)]
         door = client.partition(":")[0]
+        inserted: List[int] = []
         try:
             with conn.transaction():
-                ids = iter(msg_table.insert(conn, good))
+                inserted = msg_table.insert(conn, good)
+                ids = iter(inserted)
                 results = [Result(code=v.code, error=v.reason, phone=phone)
                            if isinstance(v, RecordError) else Result(id=next(ids), phone=phone)
                            for phone, v in judged]
                 if extra is not None:
                     extra(conn, results)
+        except CommitInDoubt as exc:  # settled the way the group commit settles its own
+            stored = self.committer.settle(exc.session, inserted, good[0]) if good else None
+            if stored is None:
+                _not_stored(door, good, IN_DOUBT, client, exc)
+                raise StorageInDoubt(str(exc)) from exc
+            if not stored:
+                _not_stored(door, good, UNAVAILABLE, client, exc)
+                raise StorageUnavailable(str(exc)) from exc
         except _STORE_ERRORS as exc:
-            for _ in good:
-                doors.refused(door, UNAVAILABLE)
-            log.error("%s: %d message(s) not stored: %s", client, len(good), exc)
+            _not_stored(door, good, UNAVAILABLE, client, exc)
             raise StorageUnavailable(str(exc)) from exc
         doors.accepted(door, len(good))
         for result in results:
@@ -144,3 +154,10 @@ class Sender:
         log.info("%s: %d message(s) stored, %d refused", client, len(good),
                  len(results) - len(good))
         return results
+
+
+def _not_stored(door: str, good: Sequence[NewMessage], code: int, client: str,
+                exc: BaseException) -> None:
+    for _ in good:
+        doors.refused(door, code)
+    log.error("%s: %d message(s) not stored: %s", client, len(good), exc)
