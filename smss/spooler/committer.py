@@ -7,9 +7,9 @@ with ``StorageUnavailable`` when the transaction failed: then nothing of that
 batch was acknowledged).  While one transaction commits, the next batch
 gathers, so the rate follows the database's commit rate times the batch size.
 
-What waits is bounded (``Backlog``): at ``max_pending_records`` records or
-``max_pending_bytes`` bytes, ``submit`` waits for room, so a client's records
-stay unread in its socket instead of in this process's memory.
+What waits is bounded (``smss.spooler.backlog``): at ``max_pending_records``
+records or ``max_pending_bytes`` bytes, ``submit`` waits for room, so a
+client's records stay unread in its socket instead of in this process's memory.
 
 When an attempt fails, the records that queued up during it fail with it, so
 a stalled database answers everybody within its timeouts instead of one batch
@@ -26,11 +26,10 @@ import asyncio
 import logging
 import queue
 import threading
-import time
-from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Deque, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
+from smss.spooler.backlog import Backlog
 from smss.store import queue as msg_table
 from smss.store import sent
 from smss.store.database import (
@@ -44,7 +43,6 @@ from smss.store.database import (
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 2000
-LIMIT_REPORT_INTERVAL = 60.0  # seconds between two "pending limit reached" warnings
 
 
 class StorageUnavailable(Exception):
@@ -58,106 +56,6 @@ class StorageInDoubt(StorageUnavailable):
 def record_size(message: msg_table.NewMessage) -> int:
     """What a record counts against ``max_pending_bytes``."""
     return len(message.phone) + len(message.text.encode("utf-8", "surrogatepass"))
-
-
-@dataclass(eq=False)
-class _Waiter:
-    size: int
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future
-
-
-class Backlog:
-    """Records submitted and not yet answered, bounded in number and in bytes.
-
-    ``admit`` returns at once while there is room and otherwise waits, first come,
-    first served; ``release`` (the writer thread, once a batch is answered) hands
-    the room freed to the waiters in order.  One record always fits an empty
-    backlog, however long it is.  Safe to use from several event loops.
-    """
-
-    def __init__(self, max_records: int, max_bytes: int) -> None:
-        self.max_records = max_records
-        self.max_bytes = max_bytes
-        self.records = 0
-        self.bytes = 0
-        self._lock = threading.Lock()
-        self._waiters: Deque[_Waiter] = deque()
-        self._full_since: Optional[float] = None  # when the waiting began
-        self._reported = False  # the current wait was logged
-        self._last_report = -LIMIT_REPORT_INTERVAL
-        self._unreported = 0  # waits begun since the last warning
-
-    def _fits(self, size: int) -> bool:
-        return self.records == 0 or (self.records < self.max_records
-                                     and self.bytes + size <= self.max_bytes)
-
-    async def admit(self, size: int,
-                    on_wait: Optional[Callable[[int, int], None]] = None) -> None:
-        """Count a record of ``size`` bytes in; wait for room first when it is full
-        (``on_wait(records, bytes)`` is told once, before the wait)."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if not self._waiters and self._fits(size):
-                self.records += 1
-                self.bytes += size
-                return
-            waiter = _Waiter(size, loop, loop.create_future())
-            self._waiters.append(waiter)
-            report = 0
-            if self._full_since is None:
-                now = self._full_since = time.monotonic()
-                self._unreported += 1
-                if now - self._last_report >= LIMIT_REPORT_INTERVAL:
-                    report, self._unreported = self._unreported, 0
-                    self._last_report, self._reported = now, True
-            records, size_now = self.records, self.bytes
-        if report:
-            log.warning("pending limit reached: %d records (%d bytes) wait for the database;"
-                        " reading from clients paused (%d time(s) since the last report)",
-                        records, size_now, report)
-        if on_wait is not None:
-            on_wait(records, size_now)
-        try:
-            await waiter.future
-        except asyncio.CancelledError:
-            with self._lock:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-                    self._note_room()
-                    raise
-            if waiter.future.done() and not waiter.future.cancelled():
-                self.release(1, size)  # granted just as it was cancelled
-            raise
-
-    def release(self, records: int, size: int) -> None:
-        """``records`` records of ``size`` bytes in all were answered (any thread)."""
-        granted: List[_Waiter] = []
-        with self._lock:
-            self.records -= records
-            self.bytes -= size
-            while self._waiters and self._fits(self._waiters[0].size):
-                waiter = self._waiters.popleft()
-                self.records += 1
-                self.bytes += waiter.size
-                granted.append(waiter)
-            self._note_room()
-        for waiter in granted:
-            waiter.loop.call_soon_threadsafe(self._grant, waiter)
-
-    def _note_room(self) -> None:
-        """(Under the lock.)  Nobody waits any more: say so if the wait was reported."""
-        if not self._waiters and self._full_since is not None:
-            if self._reported:
-                log.info("pending records under the limit again after %.1f s",
-                         time.monotonic() - self._full_since)
-            self._full_since, self._reported = None, False
-
-    def _grant(self, waiter: _Waiter) -> None:
-        if waiter.future.cancelled():
-            self.release(1, waiter.size)  # its connection went away meanwhile
-        else:
-            waiter.future.set_result(None)
 
 
 _Item = Tuple[msg_table.NewMessage, asyncio.Future, asyncio.AbstractEventLoop, int]
