@@ -48,6 +48,15 @@ class Backlog:
         return self.records == 0 or (self.records < self.max_records
                                      and self.bytes + size <= self.max_bytes)
 
+    def try_admit(self, size: int) -> bool:
+        """Count a record of ``size`` bytes in if there is room now (nobody waits)."""
+        with self._lock:
+            if self._waiters or not self._fits(size):
+                return False
+            self.records += 1
+            self.bytes += size
+            return True
+
     async def admit(self, size: int,
                     on_wait: Optional[Callable[[int, int], None]] = None) -> None:
         """Count a record of ``size`` bytes in; wait for room first when it is full

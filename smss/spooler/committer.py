@@ -119,9 +119,18 @@ class Committer:
         future gets its id once committed."""
         size = record_size(message)
         await self.backlog.admit(size, on_wait)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future = loop.create_future()
-        self._inbox.put((message, future, loop, size))
+        return self._queue(message, size)
+
+    def submit_nowait(self, message: msg_table.NewMessage) -> "Optional[asyncio.Future[int]]":
+        """``submit`` when there is room right now; None when it would have to wait."""
+        size = record_size(message)
+        if not self.backlog.try_admit(size):
+            return None
+        return self._queue(message, size)
+
+    def _queue(self, message: msg_table.NewMessage, size: int) -> "asyncio.Future[int]":
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._inbox.put((message, future, future.get_loop(), size))
         return future
 
     # -- writer thread

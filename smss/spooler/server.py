@@ -272,14 +272,21 @@ class Connection:
                 continue  # the session deadline is reported at the top of the loop
             events = self.parser.feed(data) if data else self.parser.close()
             for event in events:
-                await self._judge(event)
+                message = self._judge(event)
+                if message is not None:  # most often there is room: no await, no task switch
+                    committer = self.server.committer
+                    future = committer.submit_nowait(message)
+                    if future is None:
+                        future = await committer.submit(message, self._paused)
+                    self.replies.put_nowait(future)
                 if self.closing:
                     break
             if not data:
                 return True
         return False
 
-    async def _judge(self, event: Any) -> None:
+    def _judge(self, event: Any) -> Optional[NewMessage]:
+        """The message to store, or None (the event was answered or ends the connection)."""
         if isinstance(event, Record):
             self.records += 1
             if self.records > self.limits.max_records_per_connection:
@@ -287,16 +294,15 @@ class Connection:
                             self.limits.max_records_per_connection)
                 self._reply(RecordError(TOO_MANY, "too many records on one connection, closing"))
                 self.closing = True
-                return
+                return None
             verdict = validate.check(event, self.server.rules)
             if isinstance(verdict, RecordError):
                 self._error(verdict)
-                return
-            message = NewMessage(verdict.phone, verdict.text, verdict.parts, self.address,
-                                 verdict.route)
-            self.replies.put_nowait(await self.server.committer.submit(message, self._paused))
-        else:
-            self._error(event)
+                return None
+            return NewMessage(verdict.phone, verdict.text, verdict.parts, self.address,
+                              verdict.route)
+        self._error(event)
+        return None
 
     def _paused(self, records: int, size: int) -> None:
         log.debug("%s: reading paused, %d records (%d bytes) pending", self.address,
