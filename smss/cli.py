@@ -414,7 +414,7 @@ def cmd_migrate(config: Config) -> int:
     from smss.store.database import DatabaseError, connect_config
 
     try:
-        conn = connect_config(config)
+        conn = connect_config(config, statement_timeouts=False)  # an ALTER may take long
     except DatabaseError as exc:
         print(f"smss: {exc}", file=sys.stderr)
         return 1

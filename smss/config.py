@@ -130,6 +130,13 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ("server", "max_errors_per_connection"): Key(
         _positive_int, "10", "ERR replies before the connection is closed"
     ),
+    ("server", "max_pending_records"): Key(
+        _positive_int, "10000", "records received and waiting for their commit; at the limit"
+        " the server stops reading from clients"
+    ),
+    ("server", "max_pending_bytes"): Key(
+        _positive_int, "4194304", "the same limit in bytes of phone numbers and texts"
+    ),
     ("server", "kick_command"): Key(
         _str, "check_and_send", "dispatcher started after records are committed; empty: none"
     ),
@@ -145,7 +152,16 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ("database", "url"): Key(
         _str, "sqlite:///var/lib/smss/smss.db", "sqlite:///PATH or mysql://user:pass@host/db"
     ),
-    ("database", "connect_timeout"): Key(_float, "10", "seconds to wait for the database"),
+    ("database", "connect_timeout"): Key(
+        _float, "10", "seconds to wait for a connection (SQLite: for a lock)"
+    ),
+    ("database", "read_timeout"): Key(
+        _float, "10", "MySQL: seconds to wait for each answer before the database counts as"
+        " stalled; 0: for ever"
+    ),
+    ("database", "write_timeout"): Key(
+        _float, "10", "MySQL: seconds a write to the database may block; 0: for ever"
+    ),
     ("database", "tls"): Key(
         _choice("auto", "off", "preferred", "verify"), "auto",
         "MySQL over TCP: off, preferred (unverified), verify (certificate and host name);"

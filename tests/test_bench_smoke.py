@@ -59,6 +59,15 @@ def test_memory_with_a_few_connections():
     assert re.search(rf"^(PASS|MISS)  RSS with 50 idle connections = {NUMBER} MiB", out, re.M)
 
 
+def test_memory_with_a_stalled_database(mariadb):
+    out = run([os.path.join(BENCH, "memory.py"), "--backend", "mariadb", "--connections", "20",
+               "--stall-records", "50", "--stall-seconds", "2"])
+    assert re.search(rf"VmRSS 2 s into the stall +{NUMBER} MiB", out), out
+    assert "every client got a reply for every record: yes" in out, out
+    assert re.search(r"^every acknowledged record stored: yes \(1000 OK, 1000 rows\)", out,
+                     re.M), out
+
+
 def test_atheris_runs_each_target_briefly(tmp_path):
     module("atheris", "pip install atheris")
     out = run([os.path.join(BENCH, "fuzz_atheris.py"), "--seconds", "1",

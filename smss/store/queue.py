@@ -64,6 +64,13 @@ def _supports_returning(conn: Connection) -> bool:
     return cached
 
 
+def holds(conn: Connection, message_id: int, phone: str, text: str) -> bool:
+    """Whether this message is queued under this id."""
+    return conn.read().query_one(
+        "SELECT 1 FROM msg WHERE id = ? AND phone = ? AND text = ?", (message_id, phone, text)
+    ) is not None
+
+
 @dataclass(frozen=True)
 class QueueStats:
     depth: int

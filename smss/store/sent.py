@@ -103,6 +103,13 @@ def get(conn: Connection, sms_id: int) -> Optional[dict]:
     return dict(zip(keys, row))
 
 
+def holds(conn: Connection, sms_id: int, phone: str, text: str) -> bool:
+    """Whether this message was sent (or given up) under this id."""
+    return conn.read().query_one(
+        "SELECT 1 FROM sms WHERE id = ? AND phone = ? AND text = ?", (sms_id, phone, text)
+    ) is not None
+
+
 def recent_sends(conn: Connection, transport: str, since: datetime) -> List[Tuple[datetime, int]]:
     """(time, parts) of what this transport sent or tried since ``since``, oldest first
     (for the per-SIM rate limit: every part is one SMS the SIM submitted)."""

@@ -22,7 +22,7 @@ from typing import List, Optional, TextIO
 
 from smss.config import Config
 from smss.store import accounts, migrations
-from smss.store.database import DatabaseError, connect
+from smss.store.database import DatabaseError, connect_config
 from smss.web import passwords
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -47,7 +47,7 @@ def main(kind: str, args: List[str], config: Config, stdin: Optional[TextIO] = N
               file=sys.stderr)
         return 2
     try:
-        conn = connect(config.get("database", "url"), config.get("database", "connect_timeout"))
+        conn = connect_config(config)
     except DatabaseError as exc:
         print(f"smss: {exc}", file=sys.stderr)
         return 1

@@ -66,7 +66,7 @@ class SendResult(BaseModel):
     ok: bool = Field(description="stored (committed in the queue)")
     id: Optional[int] = Field(None, description="the message id when stored")
     code: Optional[int] = Field(None, description="the TCP protocol's error code when not"
-                                                  " stored: 413, 422 or 503")
+                                                  " stored: 413, 422, 503 or 504")
     error: Optional[str] = Field(None, description="why it was not stored")
     reply: str = Field(description="the line the TCP protocol would answer:"
                                    " `OK 17` or `ERR 422 …`", examples=["OK 17"])
@@ -172,6 +172,10 @@ _AUTH = {401: {"model": ErrorBody, "description": "no token, or not a valid one"
                                                  " nothing stored"},
         503: {"model": SendResponse, "description": "the queue could not commit: not stored,"
                                                     " send those again"},
+        504: {"model": SendResponse, "description": "the database did not confirm the commit"
+                                                    " and could not be asked: those messages"
+                                                    " may be stored, look before sending them"
+                                                    " again"},
     },
 )
 async def send_messages(

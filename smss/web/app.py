@@ -59,7 +59,7 @@ def create_app(settings: WebSettings, sender: Sender, pool: Optional[Pool] = Non
     )
     app.state.settings = settings
     app.state.sender = sender
-    app.state.pool = pool or Pool(settings.database_url, settings.connect_timeout)
+    app.state.pool = pool or Pool(settings.database)
     app.state.throttle = security.LoginThrottle(settings.max_login_failures)
     app.state.tokens = security.TokenChecker()
     app.state.templates = _templates(settings)

@@ -17,14 +17,14 @@ from typing import Any, Tuple
 
 from smss.config import Config, ConfigError
 from smss.spooler.validate import Rules
+from smss.store.database import DatabaseSettings
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class WebSettings:
-    database_url: str
-    connect_timeout: float = 10.0
+    database: DatabaseSettings
     rules: Rules = field(default_factory=Rules)
     max_record_bytes: int = 8192
     max_records: int = 1000  # messages in one request
@@ -43,8 +43,7 @@ class WebSettings:
     def from_config(cls, config: Config) -> "WebSettings":
         get = config.get
         return cls(
-            database_url=get("database", "url"),
-            connect_timeout=get("database", "connect_timeout"),
+            database=DatabaseSettings.from_config(config),
             rules=Rules.from_config(config),
             max_record_bytes=get("server", "max_record_bytes"),
             max_records=get("server", "max_records_per_connection"),
