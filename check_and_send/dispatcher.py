@@ -137,6 +137,7 @@ class Dispatcher:
         self.sleep = sleep
         self.alive = alive  # "still making progress; allow extra_seconds more"
         self.stopping = stopping  # asked to stop: no new message is started
+        transport.stopping = stopping  # and a transport waiting inside a send ends the wait
         self.owner = owner_id()
         self._claimed: List[int] = []  # claimed by us and not yet finished
         self.ledger = DeleteLedger(settings.ledger)
