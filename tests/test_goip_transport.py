@@ -247,3 +247,23 @@ def test_ussd_waits_for_a_busy_line_and_times_out(goip, tmp_path):
         goip.set_fault("stuck")
         problem = failure(lambda: transport.ussd("*100#", 0.3))
     assert problem.kind == TEMPORARY and "no USSD answer" in problem.reason
+
+
+def test_transliteration_goes_as_the_parts_were_counted(goip, tmp_path):
+    """[messages] transliterate = yes: the GoIP gets the plain letters, and the parts are
+    the ones smss.spooler.validate stored in msg (and the web form's counter showed)."""
+    from smss.spooler.protocol import Record
+    from smss.spooler.validate import Rules, check
+
+    config = config_for(goip, tmp_path).with_overrides(messages={"transliterate": "yes"})
+    text = "Příliš žluťoučký kůň úpěl ďábelské ódy. " * 3  # 120 characters: 2 UCS2 SMS
+    counted = check(Record(PHONE, text), Rules.from_config(config)).parts
+    transport = transports.from_config(config)
+    transport.open()
+    try:
+        sent = transport.send(PHONE, text)
+    finally:
+        transport.close()
+    [job] = goip.sent
+    assert job.text == "Prilis zlutoucky kun upel dabelské ody. " * 3  # é is GSM-7
+    assert sent.parts == counted == 1

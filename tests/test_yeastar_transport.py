@@ -351,3 +351,25 @@ def test_a_ussd_only_transport_takes_no_sms(tg, tmp_path):
     finally:
         transport.close()
     assert not (tmp_path / "inbox").exists()
+
+
+@pytest.mark.parametrize("via", ["ami", "webcgi"])
+def test_transliteration_goes_as_the_parts_were_counted(tg, tmp_path, via):
+    """[messages] transliterate = yes: the TG gets the plain letters, and the parts are
+    the ones smss.spooler.validate stored in msg (and the web form's counter showed)."""
+    from smss.spooler.protocol import Record
+    from smss.spooler.validate import Rules, check
+
+    config = config_for(tg, tmp_path, send_via=via).with_overrides(
+        messages={"transliterate": "yes"})
+    text = "Příliš žluťoučký kůň úpěl ďábelské ódy. " * 3  # 120 characters: 2 UCS2 SMS
+    counted = check(Record(PHONE, text), Rules.from_config(config)).parts
+    transport = transports.from_config(config)
+    transport.open()
+    try:
+        sent = transport.send(PHONE, text)
+    finally:
+        transport.close()
+    [arrived] = tg.sent
+    assert arrived.text == "Prilis zlutoucky kun upel dabelské ody. " * 3  # é is GSM-7
+    assert sent.parts == counted == 1

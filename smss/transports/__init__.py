@@ -30,6 +30,12 @@ def from_config(config, name: Optional[str] = None, *, receive: bool = True) -> 
                              f"{', '.join(names)}")
     kind = config.transport_type(chosen).strip().lower()
     settings = config.for_transport(chosen)
+    transport = _build(kind, chosen, settings, receive)
+    transport.transliterate = settings.get("messages", "transliterate")
+    return transport
+
+
+def _build(kind: str, chosen: str, settings, receive: bool) -> Transport:
     if kind == "modem":
         from smss.transports.modem import ModemTransport
 

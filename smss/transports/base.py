@@ -206,9 +206,9 @@ class Transport(abc.ABC):
     stopping: Callable[[], bool] = staticmethod(lambda: False)
 
     def sendable(self, text: str) -> str:
-        """The text as it goes to the device (and as its SMS parts are counted): the same
-        transliteration ``smss.spooler.validate`` counted the parts stored in ``msg`` with, and
-        the web form's counter shows."""
+        """The text as it goes to the device (and as its SMS parts are counted): the
+        transliteration ``smss.spooler.validate`` counted the parts stored in ``msg`` with,
+        and the web form's counter shows."""
         return alphabet.transliterate(text) if self.transliterate else text
 
     def reopen_delay(self, failures: int) -> float:

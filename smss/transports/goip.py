@@ -352,7 +352,8 @@ class GoipTransport(Transport):
         The batch ends at the first DOWN or OPERATOR outcome (messages in flight then are
         reported first, as maybe sent); items not yielded were not sent."""
         s = self.settings
-        waiting: Deque[Tuple[Any, str, str]] = deque(items)
+        waiting: Deque[Tuple[Any, str, str]] = deque(
+            (key, phone, self.sendable(text)) for key, phone, text in items)
         flights: Dict[int, _Job] = {}
         stop: Optional[Tuple[Any, SendFailed]] = None
         waiting_since = self._clock()

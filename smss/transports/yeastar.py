@@ -291,6 +291,7 @@ class YeastarTransport(Transport):
         return port
 
     def send(self, phone: str, text: str, progress=None) -> Sent:  # whole messages only
+        text = self.sendable(text)
         port = self._port()
         if self.settings.send_via == "ami":
             return self._send_ami(port, phone, text)
