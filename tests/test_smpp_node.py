@@ -432,7 +432,9 @@ def test_drop_every_eighth_pdu_each_message_taken_at_most_once(smsc, tmp_path):
             assert outcome.kind == TEMPORARY and outcome.maybe_sent
             assert taken[f"m{key:02}"] == 0  # cut before the SMSC took it
     drops = smsc.events("drop")
-    assert drops and len(smsc.wait_events("bind", len(drops) + 1)) == len(drops) + 1
+    # bound again after each drop that left something to send (a last drop that only
+    # cut answers leaves the binding to the next send or fetch)
+    assert drops and len(drops) <= len(smsc.wait_events("bind", len(drops))) <= len(drops) + 1
 
 
 def test_a_submit_that_never_reached_the_socket_is_submitted_again(smsc, tmp_path):

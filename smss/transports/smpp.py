@@ -536,7 +536,7 @@ class SmppTransport(Transport):
                         break
                     self._rest(pacer.delay())  # pacing or a throttle pause; a stop ends it
                     continue
-                # 2. wait for a response, a timeout, the next submit slot, or a stop
+                # 3. wait for a response, a timeout, the next submit slot, or a stop
                 now = self._clock()
                 timeout = min(f.deadline for f in flights.values()) - now
                 if messages and not halted and lost is None:
@@ -589,7 +589,7 @@ class SmppTransport(Transport):
                             finished.append(message)
                 if released:
                     self._release_holds()
-                # 3. responses overdue: the link is dead; everything in flight may have gone
+                # 4. responses overdue: the link is dead; everything in flight may have gone
                 now = self._clock()
                 overdue = [f for f in flights.values() if f.deadline <= now]
                 if overdue and give_up_at is None:
@@ -632,7 +632,10 @@ class SmppTransport(Transport):
 
     @staticmethod
     def _requeue(message: _Message, index: int, messages: Deque[_Message]) -> None:
-        """Part ``index`` goes again (it was refused for now, or never written)."""
+        """Part ``index`` goes again (it was refused for now, or never written), unless
+        the message failed meanwhile."""
+        if message.failure is not None:
+            return
         message.todo = collections.deque(sorted([*message.todo, index]))
         if message not in messages:
             messages.appendleft(message)
