@@ -284,6 +284,8 @@ class Dispatcher:
             report.deferred += 1
             log.info("message %d deferred (attempt %d): %s", message.id, attempts, exc.reason)
         if exc.kind in (DOWN, OPERATOR):
+            if self.stopping() and exc.kind == DOWN and not exc.maybe_sent:
+                return False  # the transport gave up a wait because we stop: no failure
             report.problem, report.problem_kind = exc.reason, exc.kind
             log.error("%s: %s; stopping this pass", self.transport.name, exc.reason)
             return False

@@ -96,6 +96,22 @@ def test_messages_in_a_row_never_overlap_on_one_line(goip, tmp_path):
     assert [job.text for job in goip.sent] == [f"message {n}" for n in range(4)]
 
 
+def test_a_stop_request_ends_the_wait_for_a_busy_line(goip, tmp_path):
+    stop = threading.Event()
+    outcomes = []
+    with opened(goip, tmp_path, busy_timeout="600") as transport:
+        transport.stopping = stop.is_set
+        goip.occupy(1, 600.0)
+        worker = threading.Thread(target=lambda: outcomes.extend(transport.send_many(
+            [(n, PHONE, f"m{n}") for n in range(2)])))
+        worker.start()
+        stop.set()
+        worker.join(30)
+        assert not worker.is_alive()
+        assert "stopped before it was sent" in failure(lambda: transport.send(PHONE, "x")).reason
+    assert outcomes == [] and goip.accepted == []  # nothing sent: nothing yielded
+
+
 def test_without_waiting_the_simulator_would_lose_the_message(goip, tmp_path):
     """The check that the test above relies on: a job handed to a busy line is lost."""
     goip.occupy(1, 5.0)

@@ -235,6 +235,22 @@ def test_sigterm_during_a_throttle_pause_stops_at_once_and_leaves_no_claim(tmp_p
     smsc.wait_event("unbind")
 
 
+def test_sigterm_during_a_throttle_pause_of_a_one_shot_pass_exits_0(tmp_path, smsc):
+    smsc.set(throttle=1)
+    s = smpp_site(tmp_path, smsc, window="1", throttle_delay="600")
+    ids = [s.enqueue(PHONE, f"m{n}") for n in range(2)]
+    pass_ = s.start()
+    try:
+        wait_for(lambda: "pausing 600.00s" in s.log(), what="the pause")
+        pass_.send_signal(signal.SIGTERM)
+        assert pass_.wait(30) == 0  # a stop, not a failure: cron mails nothing
+    finally:
+        if pass_.poll() is None:
+            pass_.kill()
+            pass_.wait()
+    assert s.rows("msg", "id, attempts, claimed_by") == [(n, 0, None) for n in ids]
+
+
 def test_sigterm_while_binds_are_refused_stops_at_once(tmp_path, smsc):
     smsc.set(bindStatus=p.ESME_RSYSERR)
     s = smpp_site(tmp_path, smsc, reconnect_delay="300", reconnect_max_delay="600")

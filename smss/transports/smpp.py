@@ -430,7 +430,7 @@ class SmppTransport(Transport):
             return outcome
         if isinstance(outcome, SendFailed):
             raise outcome
-        raise SendFailed(DOWN, "no outcome")  # not reached: send_many always yields
+        raise SendFailed(DOWN, f"{self.name}: stopped before it was sent")  # stopping()
 
     def _plan(self, text: str) -> SubmitPlan:
         self._reference = (self._reference + 1) % 0x10000
