@@ -650,3 +650,12 @@ def test_smsc_unbind_then_bind_again(smsc, tmp_path):
         until(lambda: "down" in transport.state().registration)
         transport.send(PHONE, "rebound")
     assert len(smsc.wait_events("bind", 2)) == 2
+
+
+def test_reopen_delay_is_at_once_then_reconnect_delay_doubling_to_the_maximum(tmp_path):
+    """What check_and_send --loop waits before opening the transport again after the
+    ``failures``-th failure in a row (Transport.reopen_delay)."""
+    transport = SmppTransport(SmppSettings(host="127.0.0.1", system_id="smss",
+                                           spool=str(tmp_path / "inbox"), reconnect_delay=0.5,
+                                           reconnect_max_delay=3.0))
+    assert [transport.reopen_delay(n) for n in range(1, 7)] == [0.0, 0.5, 1.0, 2.0, 3.0, 3.0]
