@@ -185,6 +185,7 @@ class Dispatcher:
         self.sleep = sleep
         self.alive = alive  # "still making progress; allow extra_seconds more"
         self.stopping = stopping  # asked to stop: no new message is started
+        transport.stopping = stopping  # and a transport waiting inside a send ends the wait
         self.owner = owner_id(settings.lane)
         with _LIVE_OWNERS_LOCK:
             _LIVE_OWNERS.add(self.owner)
@@ -368,6 +369,8 @@ class Dispatcher:
             report.deferred += 1
             log.info("message %d deferred (attempt %d): %s", message.id, attempts, exc.reason)
         if exc.kind in (DOWN, OPERATOR):
+            if self.stopping() and exc.kind == DOWN and not exc.maybe_sent:
+                return False  # the transport gave up a wait because we stop: no failure
             report.problem, report.problem_kind = exc.reason, exc.kind
             log.error("%s: %s; stopping this pass", self.transport.name, exc.reason)
             return False

@@ -296,10 +296,12 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ("smpp", "response_timeout"): Key(
         _float, "30", "seconds to wait for any response before the link counts as dead"
     ),
-    ("smpp", "reconnect_delay"): Key(_float, "1", "first pause before binding again after a drop"),
+    ("smpp", "reconnect_delay"): Key(
+        _float, "1", "pause before the second bind attempt after a drop (the first is at once)"
+    ),
     ("smpp", "reconnect_max_delay"): Key(_float, "60", "longest pause between bind attempts"),
     ("smpp", "throttle_delay"): Key(
-        _float, "1", "pause after ESME_RTHROTTLED; doubles while the SMSC keeps refusing"
+        _float, "1", "pause after ESME_RTHROTTLED, once per episode; doubles while refused at once"
     ),
     ("smpp", "long_messages"): Key(
         _str, "udh", "long texts as udh (concatenated parts), sar (SAR TLVs) or payload"

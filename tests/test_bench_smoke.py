@@ -75,3 +75,16 @@ def test_atheris_runs_each_target_briefly(tmp_path):
     for target in ("protocol", "atparse", "pdu"):
         assert re.search(rf"^{target} +ok: {NUMBER} inputs", out, re.M), out
     assert not [name for name in os.listdir(tmp_path) if name.startswith(("crash", "timeout"))]
+
+
+def test_smpp_against_a_throttling_and_a_dropping_smsc(tmp_path):
+    from support_smsc import require_node
+
+    require_node()
+    report = tmp_path / "smpp.json"
+    out = run([os.path.join(BENCH, "smpp.py"), "--throttled", "--drops", "--messages", "10",
+               "--json", str(report)])
+    for smsc in ("5 submit_sm/s", "5 submit_sm/s, 20% ESME_RSYSERR", "drops every 8th PDU"):
+        assert re.search(rf"^{re.escape(smsc)} +10 +{NUMBER} ", out, re.M), out
+    rows = json.loads(report.read_text())["rows"]
+    assert len(rows) == 3 and all(row["seconds"] > 0 for row in rows)
