@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import threading
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from check_and_send.dispatcher import Dispatcher, PassReport, Settings
 from check_and_send.hooks import OnReceive
@@ -127,10 +127,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             log.error("cannot take the lock %s: %s", lock.path, exc)
             return EXIT_FAILED
         try:
-            status = run_passes(config, kicks)
+            status, stalled = run_passes(config, kicks)
         finally:
             lock.release()
-        if status != EXIT_OK or kicks.stop.is_set() or not _due(config):
+        if status != EXIT_OK or kicks.stop.is_set() or stalled or not _due(config):
             return status
         log.info("messages arrived while the lock was released; running again")
     return status
@@ -195,16 +195,17 @@ def _open(config: Config, kicks: Kicks):
                         for name in config.transport_names()])
 
 
-def run_passes(config: Config, kicks: Kicks) -> int:
-    """Passes while work keeps coming, under the lock; returns the exit status."""
+def run_passes(config: Config, kicks: Kicks) -> Tuple[int, bool]:
+    """Passes while work keeps coming, under the lock; returns the exit status and
+    whether the last pass was stalled (what is due waits for a paused transport)."""
     try:
         conn, dispatcher = _open(config, kicks)
     except (migrations.SchemaError, *UNAVAILABLE_ERRORS) as exc:
         log.error("database: %s", exc)
-        return EXIT_FAILED
+        return EXIT_FAILED, False
     except SendFailed as exc:
         log.error("%s", exc.reason)
-        return EXIT_OPERATOR if exc.kind == OPERATOR else EXIT_FAILED
+        return (EXIT_OPERATOR if exc.kind == OPERATOR else EXIT_FAILED), False
     timeout = config.get("dispatcher", "pass_timeout")
     try:
         for _ in range(MAX_RERUNS):
@@ -216,18 +217,18 @@ def run_passes(config: Config, kicks: Kicks) -> int:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             _log_report(report, dispatcher.transport.name)
             if not report.ok:
-                return EXIT_OPERATOR if report.problem_kind == OPERATOR else EXIT_FAILED
+                return (EXIT_OPERATOR if report.problem_kind == OPERATOR else EXIT_FAILED), False
             if kicks.stop.is_set():
-                return EXIT_OK
-            if not (kicks.take() or report.received or queue.due_count(conn)):
-                return EXIT_OK
-        return EXIT_OK
+                return EXIT_OK, False
+            if not (kicks.take() or report.received or _more_due(report, conn)):
+                return EXIT_OK, report.stalled
+        return EXIT_OK, False
     except PassTimeout as exc:
         log.error("%s; stopping (claims are released, the next pass goes on)", exc)
-        return EXIT_FAILED
+        return EXIT_FAILED, False
     except UNAVAILABLE_ERRORS as exc:
         log.error("database: %s", exc)
-        return EXIT_FAILED
+        return EXIT_FAILED, False
     finally:
         dispatcher.release_claims()
         dispatcher.close()
@@ -287,10 +288,10 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
             _log_report(report, dispatcher.transport.name)
             if report.ok and not stop.is_set():
                 try:
-                    if report.received or queue.due_count(conn):
+                    if report.received or _more_due(report, conn):
                         backoff = 0.0
                         continue
-                    _wait_for_work(dispatcher, conn, kicks, stop, poll)
+                    _wait_for_work(dispatcher, conn, kicks, stop, poll, report.stalled)
                 except UNAVAILABLE_ERRORS as exc:
                     report.problem = f"database unavailable: {exc}"
                 except Exception as exc:  # noqa: BLE001 - as above: a fresh connection follows
@@ -322,14 +323,22 @@ def _next_backoff(backoff: float) -> float:
     return min(max(backoff * 2, 1.0), 300.0)
 
 
-def _wait_for_work(dispatcher, conn, kicks: Kicks, stop: threading.Event, poll: float) -> None:
-    """Until a kick, an SMS indication from the transport, the next retry, or ``poll``."""
+def _more_due(report: PassReport, conn) -> bool:
+    """Another pass now would send something (not when what is due waits for a paused
+    transport)."""
+    return not report.stalled and bool(queue.due_count(conn))
+
+
+def _wait_for_work(dispatcher, conn, kicks: Kicks, stop: threading.Event, poll: float,
+                   stalled: bool = False) -> None:
+    """Until a kick, an SMS indication from the transport, the next retry, or ``poll``
+    (``stalled``: what is due waits for a paused transport; only ``poll`` or a kick)."""
     import time
 
     from smss.store.database import utcnow
 
     wait = poll
-    next_due = queue.next_due(conn)
+    next_due = None if stalled else queue.next_due(conn)
     if next_due is not None:
         wait = max(0.0, min(wait, (next_due - utcnow()).total_seconds()))
     deadline = time.monotonic() + wait
