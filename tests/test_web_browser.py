@@ -108,7 +108,8 @@ def test_send_queue_sent_received_status(gateway, tmp_path):
         assert page.locator("tbody tr").count() == 1
 
         page.goto(url + "/")
-        assert "modem:" in page.text_content("table") and "dBm" in page.text_content("table")
+        table = page.text_content("table.transports")
+        assert "modem:" in table and "dBm" in table
         page.screenshot(path=str(shots / "status.png"), full_page=True)
         page.click("text=Log out")
         page.wait_for_url(url + "/login")
