@@ -50,14 +50,15 @@ class History:
 
 
 def load(conn, now_utc: datetime, zone: tzinfo, transport: Optional[str] = None) -> History:
-    """Both charts, from two queries covering the 30 local days up to now."""
+    """Both charts, from two queries covering the 30 local days up to now (rows stamped
+    later, by a dispatcher whose clock is ahead, wait until their time comes)."""
     local_now = _local(now_utc, zone)
     first_day = local_now.date() - timedelta(days=DAYS - 1)
     start_local = datetime.combine(first_day, datetime.min.time(), tzinfo=zone)
     since = min(start_local.astimezone(timezone.utc).replace(tzinfo=None),
                 now_utc - timedelta(hours=HOURS))
-    return build(sent.hourly(conn, since), received.hourly(conn, since), now_utc, zone,
-                 transport)
+    return build(sent.hourly(conn, since, now_utc), received.hourly(conn, since, now_utc),
+                 now_utc, zone, transport)
 
 
 def build(sms_rows: Iterable[sent.HourCount], rcv_rows: Iterable[received.HourCount],
