@@ -40,6 +40,31 @@ def _audit_rows(conn):
 # -- cancel and the dispatcher's claim
 
 
+def _race(canceller, dispatcher, message_id):
+    """A cancel and a claim started at the same moment; what each got."""
+    gate = threading.Barrier(2)
+    result = {}
+
+    def cancel():
+        gate.wait()
+        try:
+            operations.cancel(canceller, message_id, "web:alice")
+            result["cancel"] = "done"
+        except operations.Refused as refusal:
+            result["cancel"] = refusal.status
+
+    def claim():
+        gate.wait()
+        result["claim"] = [m.id for m in msg_table.claim(dispatcher, "host:1", 5)]
+
+    threads = [threading.Thread(target=cancel), threading.Thread(target=claim)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return result
+
+
 def test_a_cancel_and_a_claim_never_both_win(database_url):
     setup = connect(database_url)
     migrations.prepare(setup)
@@ -48,26 +73,7 @@ def test_a_cancel_and_a_claim_never_both_win(database_url):
     try:
         for _ in range(40):
             [message_id] = _queue(setup)
-            gate = threading.Barrier(2)
-            result = {}
-
-            def cancel():
-                gate.wait()
-                try:
-                    operations.cancel(canceller, message_id, "web:alice")
-                    result["cancel"] = "done"
-                except operations.Refused as refusal:
-                    result["cancel"] = refusal.status
-
-            def claim():
-                gate.wait()
-                result["claim"] = [m.id for m in msg_table.claim(dispatcher, "host:1", 5)]
-
-            threads = [threading.Thread(target=cancel), threading.Thread(target=claim)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            result = _race(canceller, dispatcher, message_id)
             row = sent.get(setup, message_id)
             queued = msg_table.get(setup, message_id)
             if result["cancel"] == "done":
@@ -322,7 +328,8 @@ def big(tmp_path_factory):
     connection.close()
 
 
-def _steps(conn, work):
+def _steps(conn, work, *args):
+    """SQLite virtual-machine steps (to the thousand) that ``work(conn, *args)`` costs."""
     count = [0]
 
     def step():
@@ -331,7 +338,7 @@ def _steps(conn, work):
 
     conn._raw.set_progress_handler(step, 1000)
     try:
-        work()
+        work(conn, *args)
     finally:
         conn._raw.set_progress_handler(None, 1000)
     return count[0] * 1000
@@ -356,9 +363,9 @@ def test_the_chart_queries_read_a_covering_index_over_their_range(big):
         plan = " | ".join(row[3] for row in big.query("EXPLAIN QUERY PLAN " + sql, params))
         assert f"USING COVERING INDEX {index}" in plan, plan
         # The cost follows the rows in the range (1,000 a day), not the table's size.
-        day = _steps(big, lambda: module.hourly(big, now - timedelta(days=1), now))
-        month = _steps(big, lambda: module.hourly(big, now - timedelta(days=30), now))
-        everything = _steps(big, lambda: module.hourly(big, BASE - timedelta(days=400)))
+        day = _steps(big, module.hourly, now - timedelta(days=1), now)
+        month = _steps(big, module.hourly, now - timedelta(days=30), now)
+        everything = _steps(big, module.hourly, BASE - timedelta(days=400))
         assert day < STEPS_PER_ROW * 1_000, day
         assert month < STEPS_PER_ROW * 30_000, month
         assert day * 10 < month < everything / 2, (day, month, everything)

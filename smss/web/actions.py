@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from smss.store import received
+from smss.store.database import as_datetime
 from smss.web import operations, security
 from smss.web.pages import client_address, flash, render
 from smss.web.security import Who
@@ -103,7 +104,8 @@ async def delete_received(request: Request, user: Operator) -> Response:
     if form.get("confirm") != "yes":
         def rows():
             with request.app.state.pool.connection() as conn:
-                return [row for row in (received.get(conn, i) for i in ids) if row]
+                found = [row for row in (received.get(conn, i) for i in ids) if row]
+            return [dict(row, received_at=as_datetime(row["received_at"])) for row in found]
 
         return render(request, "confirm_delete.html", {
             "title": "Delete received messages", "rows": await run_in_threadpool(rows),
