@@ -147,7 +147,8 @@ def test_the_readme_screenshots_can_be_made(tmp_path):
 
     written = screenshots.make(str(tmp_path / "shots"))
     names = sorted(path.rsplit("/", 1)[1] for path in written)
-    pages = ["login", "message", "queue", "received", "send", "sent", "status"]
+    pages = ["login", "message", "failed", "queue", "received", "send", "sent", "status",
+             "transport", "users", "tokens", "audit"]
     assert names == sorted([f"desktop-{p}.png" for p in pages] + [f"phone-{p}.png" for p in pages])
     for path in written:
         width, height = _png_size(path)

@@ -94,7 +94,7 @@ async def delete_received(request: Request, user: Operator) -> Response:
             ids.append(int(value))
     ids = sorted(set(ids))
     back = form.get("back", "")  # the listing the form was on, with its filters
-    back = back if back.startswith("/received?") and "//" not in back else "/received"
+    back = back.rstrip("?&") if back.startswith("/received?") and "//" not in back else "/received"
     if not ids:
         flash(request, "bad", "Tick the messages to delete first.")
         return RedirectResponse(back, status_code=303)
