@@ -18,13 +18,14 @@ import random
 import sys
 import tempfile
 from datetime import datetime, timedelta
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from smss.config import parse_text
 from smss.gsm.alphabet import plan_parts
-from smss.store import accounts, audit, migrations, received, sent, transports
+from smss.store import accounts, migrations, received, sent, transports
 from smss.store import queue as msg_table
 from smss.store.database import Connection, connect, utcnow
+from smss.web import operations
 from smss.web.passwords import hash_password, new_token
 from smss.web.server import ThreadedWebServer
 
@@ -37,6 +38,7 @@ MODEM = "modem:/dev/ttyUSB0"
 
 PAGES = [("status", "/"), ("transport", "/transports/" + MODEM), ("queue", "/queue"),
          ("sent", "/sent"), ("received", "/received"), ("message", "/message/{message}"),
+         ("failed", "/message/{failed}"),
          ("send", "/send"), ("users", "/users"), ("tokens", "/tokens"), ("audit", "/audit")]
 VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 
@@ -54,8 +56,9 @@ page_size = 12
 """
 
 
-def seed(conn: Connection) -> int:
-    """Example rows in every table; returns the id of a sent multipart message."""
+def seed(conn: Connection) -> Dict[str, int]:
+    """Example rows in every table; returns the ids of a sent multipart message
+    (``message``) and of a failed one (``failed``)."""
     def queue(phone: str, text: str) -> int:
         parts = plan_parts(text).count
         with conn.transaction():
@@ -82,12 +85,13 @@ def seed(conn: Connection) -> int:
     send("+420608337726", "Zálohování db1 dokončeno: 412 GB za 2 h 13 min", sent.SENT)
     send("+420777123456", "nagios: PROBLEM web2 HTTP is CRITICAL (connection refused)",
          sent.SENT)
-    send("+421905123456", "Test z nové brány", sent.FAILED, "+CMS ERROR: 1 unassigned number")
+    failed = send("+421905123456", "Test z nové brány", sent.FAILED,
+                  "+CMS ERROR: 1 unassigned number")
     multipart = send("+420608337726", "Noční dávka selhala na serveru app3. " * 4, sent.SENT,
                      delivered=None)
     send("+420731000111", "Power restored in rack B4 after 14 min on UPS", sent.SENT)
-    send("+447911123456", "Disk /var on mail1 is 97 % full", sent.EXPIRED,
-         "expired: not sent within 86400 s")
+    expired = send("+447911123456", "Disk /var on mail1 is 97 % full", sent.EXPIRED,
+                   "expired: not sent within 86400 s")
     send("+420608337726", "RAID degraded on storage2: disk 3 failed", sent.SENT,
          delivered=False)
 
@@ -98,6 +102,8 @@ def seed(conn: Connection) -> int:
                     "+CMS ERROR: 38 network out of order")
     queue("+420608337726", "UPS on battery in server room 2")
     queue("+420731000111", "Záložní zdroj: baterie vybitá, výměna do pátku")
+    operations.cancel(conn, queue("+420606111222", "Test, please ignore"), "web:dana")
+    operations.retry(conn, expired, "web:admin")
 
     for phone, text in (
         ("+420777123456", "STAV"),
@@ -113,11 +119,7 @@ def seed(conn: Connection) -> int:
     seed_history(conn, utcnow())
     transports.save(conn, MODEM, "ok", signal_dbm=-71, registration="home",
                     operator="T-Mobile CZ")
-    with conn.transaction():
-        audit.record(conn, "web:admin", "retry", "message 3", "queued as 12")
-        audit.record(conn, "web:dana", "cancel", "message 9", "+420606111222")
-        audit.record(conn, "cli:root", "token add", "token nagios", "operator")
-    return multipart
+    return {"message": multipart, "failed": failed}
 
 
 def seed_history(conn: Connection, now: datetime) -> None:
@@ -173,12 +175,14 @@ def make(outdir: str, chromium: str = CHROMIUM) -> List[str]:
         conn = connect(config.get("database", "url"))
         try:
             migrations.prepare(conn)
-            message = seed(conn)
+            ids = seed(conn)
             accounts.set_user(conn, USER, hash_password(PASSWORD), accounts.ADMIN)
             accounts.set_user(conn, "dana", hash_password(PASSWORD), accounts.OPERATOR)
             accounts.set_user(conn, "noc", hash_password(PASSWORD), accounts.VIEWER)
-            accounts.add_token(conn, "nagios", new_token()[1], accounts.OPERATOR)
-            accounts.add_token(conn, "grafana", new_token()[1], accounts.VIEWER)
+            accounts.add_token(conn, "nagios", new_token()[1], accounts.OPERATOR,
+                               actor="cli:root")
+            accounts.add_token(conn, "grafana", new_token()[1], accounts.VIEWER,
+                               actor="web:admin")
         finally:
             conn.close()
         with ThreadedWebServer(config) as server, sync_playwright() as playwright:
@@ -197,7 +201,7 @@ def make(outdir: str, chromium: str = CHROMIUM) -> List[str]:
                     page.click("button[type=submit]")
                     page.wait_for_url(server.url + "/")
                     for name, path in PAGES:
-                        page.goto(server.url + path.format(message=message))
+                        page.goto(server.url + path.format(**ids))
                         if name == "send":
                             page.fill("#numbers", "+420608337726\n777 123 456")
                             page.fill("#text", "Příliš žluťoučký kůň úpěl ďábelské ódy.")
