@@ -66,3 +66,12 @@ def test_atheris_runs_each_target_briefly(tmp_path):
     for target in ("protocol", "atparse", "pdu"):
         assert re.search(rf"^{target} +ok: {NUMBER} inputs", out, re.M), out
     assert not [name for name in os.listdir(tmp_path) if name.startswith(("crash", "timeout"))]
+
+
+def test_charts_with_a_few_thousand_rows(mariadb):
+    out = run([os.path.join(BENCH, "charts.py"), "--rows", "3000", "--repeat", "1",
+               "--mysql-url", mariadb.create_database()])
+    for backend in ("sqlite", "mariadb"):
+        for days in (365, 30):
+            assert re.search(rf"^{backend} +3,000 +{days} days +{NUMBER} +{NUMBER} +{NUMBER}"
+                             rf" +{NUMBER}$", out, re.M), out

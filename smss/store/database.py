@@ -45,6 +45,10 @@ def as_datetime(value: Any) -> Optional[datetime]:
     if value is None or isinstance(value, datetime):
         return value
     text = str(value)
+    try:
+        return datetime.fromisoformat(text)  # what we store; ten times faster than strptime
+    except ValueError:
+        pass
     for fmt in (TIME_FORMAT, "%Y-%m-%d %H:%M:%S"):
         try:
             return datetime.strptime(text, fmt)
