@@ -74,4 +74,4 @@ def test_charts_with_a_few_thousand_rows(mariadb):
     for backend in ("sqlite", "mariadb"):
         for days in (365, 30):
             assert re.search(rf"^{backend} +3,000 +{days} days +{NUMBER} +{NUMBER} +{NUMBER}"
-                             rf" +{NUMBER}$", out, re.M), out
+                             rf" +{NUMBER} +{NUMBER}$", out, re.M), out

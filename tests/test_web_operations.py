@@ -441,3 +441,27 @@ def test_csv_cells_a_spreadsheet_would_run_are_defused():
     line = body.decode("utf-8-sig").splitlines()[1]
     assert line == ('1,2025-03-01T08:00:07+00:00,+420777,"\'=HYPERLINK(""http://evil.example"")"'
                     ",1,,,gsm1,'-1")
+
+
+def test_the_hour_cache_reads_the_last_hours_again_and_the_rest_every_ttl(conn):
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("Europe/Prague")
+    now = BASE + timedelta(days=31, hours=5, minutes=17)
+    _seed(conn, 2000, timedelta(days=32))
+    cache = charts.HourCache(ttl=3600)
+    assert charts.load(conn, now, zone, cache=cache) == charts.load(conn, now, zone)
+
+    def received_at(at):
+        with conn.transaction():
+            received.insert(conn, received.Incoming("+420777123456", "late"))
+            conn.execute("UPDATE rcv SET received_at = ? WHERE text = 'late' AND"
+                         " received_at > ?", (at, now)).close()
+
+    before = charts.load(conn, now, zone).hourly.total("received")
+    received_at(now - timedelta(minutes=10))  # the current hour: read on every page
+    received_at(now - timedelta(hours=5))  # an older hour: from the cache until it expires
+    assert charts.load(conn, now, zone, cache=cache).hourly.total("received") == before + 1
+    assert charts.load(conn, now, zone).hourly.total("received") == before + 2
+    assert charts.load(conn, now, zone, cache=charts.HourCache(ttl=0)).hourly.total(
+        "received") == before + 2

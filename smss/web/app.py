@@ -29,6 +29,7 @@ from smss.web import (
     admin,
     api,
     api_actions,
+    charts,
     export,
     kannel,
     metrics,
@@ -88,6 +89,7 @@ def create_app(settings: WebSettings, sender: Sender, pool: Optional[Pool] = Non
     app.state.pool = pool or Pool(settings.database_url, settings.connect_timeout)
     app.state.throttle = security.LoginThrottle(settings.max_login_failures)
     app.state.tokens = security.TokenChecker()
+    app.state.history_cache = charts.HourCache()
     app.state.templates = _templates(settings)
 
     for router in ROUTERS:

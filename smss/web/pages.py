@@ -225,8 +225,12 @@ def _log_in(request: Request, name: str, password: str, target: str) -> Response
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     await security.posted_form(request)
-    with request.app.state.pool.connection() as conn:
-        await run_in_threadpool(sessions.end, request, conn)
+
+    def end() -> None:
+        with request.app.state.pool.connection() as conn:
+            sessions.end(request, conn)
+
+    await run_in_threadpool(end)
     return RedirectResponse("/login", status_code=303)
 
 
@@ -235,7 +239,8 @@ async def logout(request: Request) -> Response:
 
 def _history(request: Request, conn, transport: Optional[str]):
     settings = request.app.state.settings
-    history = charts.load(conn, utcnow(), settings.zone, transport)
+    history = charts.load(conn, utcnow(), settings.zone, transport,
+                          request.app.state.history_cache)
     key = "t" if transport else "all"
     return history, {"hourly": svg.bars(history.hourly, f"chart-{key}-hourly"),
                      "daily": svg.bars(history.daily, f"chart-{key}-daily")}
