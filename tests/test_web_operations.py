@@ -465,3 +465,22 @@ def test_the_hour_cache_reads_the_last_hours_again_and_the_rest_every_ttl(conn):
     assert charts.load(conn, now, zone).hourly.total("received") == before + 2
     assert charts.load(conn, now, zone, cache=charts.HourCache(ttl=0)).hourly.total(
         "received") == before + 2
+
+
+def test_a_cancel_is_told_like_a_message_given_up(conn):
+    import json
+
+    from smss.events.record import Events
+    from smss.store import outbox, tallies
+
+    [message_id] = _queue(conn)
+    events = Events(webhooks=(("ops", frozenset({"failed"})), ("inbox", frozenset({"received"}))))
+    operations.cancel(conn, message_id, "api:nagios", events)
+    counted = {(t.name, t.detail): t.value for t in tallies.all_tallies(conn)}
+    assert counted[("messages", "cancelled")] == 1
+    [told] = outbox.claim(conn, "webhook:ops", "test", 10)
+    body = json.loads(told.payload)
+    assert body["type"] == "failed"
+    assert (body["data"]["id"], body["data"]["status"], body["data"]["error"]) == (
+        message_id, "cancelled", "cancelled by api:nagios")
+    assert outbox.claim(conn, "webhook:inbox", "test", 10) == []

@@ -234,6 +234,9 @@ def test_the_api_actions_and_token_roles(web):
     admin = smss(server.config_path, "token", "add", "ops", "--role", "admin").stdout.strip()
     with api(url, viewer) as client:
         assert client.post(f"/api/v1/messages/{first}/cancel").status_code == 403
+        kannel = client.get("/cgi-bin/sendsms", params={  # Kannel's door: a viewer cannot send
+            "username": "grafana", "password": viewer, "to": "608337726", "text": "x"})
+        assert kannel.status_code == 403 and "Authorization failed" in kannel.text
         assert client.delete(f"/api/v1/received/{rcv}").status_code == 403
         listed = client.get("/api/v1/transports").json()
         assert [(t["name"], t["paused"], t["signal_dbm"]) for t in listed] == [

@@ -48,7 +48,8 @@ def _run(request: Request, action, *args):
 async def cancel(request: Request, user: Operator, message_id: int) -> Response:
     await security.posted_form(request)
     try:
-        await _run(request, operations.cancel, message_id, user.actor)
+        await _run(request, operations.cancel, message_id, user.actor,
+                   request.app.state.settings.events)
     except operations.Refused as refusal:
         return _refused(request, user, refusal, f"/message/{message_id}")
     flash(request, "ok", f"Message {message_id} cancelled: it will not be sent.")

@@ -101,7 +101,8 @@ async def _run(request: Request, action, *args):
 async def cancel(request: Request, message_id: MessageId, token: OperatorToken) -> Cancelled:
     """A queued message that no dispatcher is sending moves to the sent messages as
     `cancelled` and is never sent.  409 when it is being sent or not queued any more."""
-    await _run(request, operations.cancel, message_id, _actor(token))
+    await _run(request, operations.cancel, message_id, _actor(token),
+               request.app.state.settings.events)
     return Cancelled(id=message_id)
 
 

@@ -3,10 +3,11 @@
 Each action and its audit row (``smss.store.audit``) are one transaction:
 
 - ``cancel``: a queued message no dispatcher holds moves to ``sms`` as
-  ``cancelled``.  Its row is locked first (MariaDB ``FOR UPDATE``; a claim
-  skips locked rows, and a cancel waits for a claim in progress and then sees
-  it), so a cancel and a claim never both win; a message being sent cannot be
-  cancelled.
+  ``cancelled``, told like any message given up (``smss.events.record``: the
+  tallies of /metrics, a ``failed`` webhook, a Kannel dlr-url's NACK).  Its row
+  is locked first (MariaDB ``FOR UPDATE``; a claim skips locked rows, and a
+  cancel waits for a claim in progress and then sees it), so a cancel and a
+  claim never both win; a message being sent cannot be cancelled.
 - ``retry``: a failed, expired or cancelled message is queued again as a new
   message that names the old one (``retry_of``); the old one names the new one
   (``retried_as``), so it is retried once.
@@ -21,8 +22,9 @@ Each action and its audit row (``smss.store.audit``) are one transaction:
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
+from smss.events.record import Events
 from smss.store import audit, received, sent, transports
 from smss.store import queue as msg_table
 from smss.store.database import Connection
@@ -44,8 +46,10 @@ def _valid_id(message_id: int) -> int:
     return message_id
 
 
-def cancel(conn: Connection, message_id: int, actor: str) -> None:
+def cancel(conn: Connection, message_id: int, actor: str,
+           events: Optional[Events] = None) -> None:
     _valid_id(message_id)
+    events = events or Events()
     with conn.transaction():
         found = msg_table.lock(conn, message_id)
         if found is None:
@@ -58,9 +62,10 @@ def cancel(conn: Connection, message_id: int, actor: str) -> None:
         if holder:
             raise Refused(409, f"message {message_id} is being sent (by {holder});"
                                " it cannot be cancelled now")
-        sent.record(conn, message, sent.CANCELLED, attempts=message.attempts,
-                    error=f"cancelled by {actor}")
+        error = f"cancelled by {actor}"
+        sent.record(conn, message, sent.CANCELLED, attempts=message.attempts, error=error)
         msg_table.delete(conn, message_id)
+        events.finished(conn, message, sent.CANCELLED, message.attempts, error=error)
         audit.record(conn, actor, "cancel", f"message {message_id}", message.phone)
 
 

@@ -71,7 +71,7 @@ class Sender:
     def kick(self) -> None:
         """Kick the dispatcher for messages queued another way (a retry, a resumed
         transport)."""
-        self.committer.notify()
+        self.committer.notify_commit(1)
 
     async def send(self, messages: Sequence[Tuple[str, str]], client: str) -> List[Result]:
         """Judge and store ``(phone, text)`` pairs; call on the event loop."""
