@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import threading
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from check_and_send.dispatcher import DATABASE, Dispatcher, PassReport, Settings
 from check_and_send.hooks import OnReceive
@@ -134,10 +134,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             log.error("cannot take the lock %s: %s", lock.path, exc)
             return EXIT_FAILED
         try:
-            status = run_passes(config, kicks)
+            status, stalled = run_passes(config, kicks)
         finally:
             lock.release()
-        if status != EXIT_OK or kicks.stop.is_set() or not _due(config):
+        if status != EXIT_OK or kicks.stop.is_set() or stalled or not _due(config):
             return status
         log.info("messages arrived while the lock was released; running again")
     return status
@@ -218,19 +218,20 @@ def _dispatchers(config: Config, conn, kicks: Kicks):
     return dispatcher, hook
 
 
-def run_passes(config: Config, kicks: Kicks) -> int:
-    """Passes while work keeps coming, under the lock; returns the exit status."""
+def run_passes(config: Config, kicks: Kicks) -> Tuple[int, bool]:
+    """Passes while work keeps coming, under the lock; returns the exit status and
+    whether the last pass was stalled (what is due waits for a paused transport)."""
     try:
         conn = _connect(config)
     except (migrations.SchemaError, *UNAVAILABLE_ERRORS) as exc:
         log.error("database: %s", exc)
-        return EXIT_FAILED
+        return EXIT_FAILED, False
     try:
         dispatcher, hook = _dispatchers(config, conn, kicks)
     except SendFailed as exc:
         conn.close()
         log.error("%s", exc.reason)
-        return EXIT_OPERATOR if exc.kind == OPERATOR else EXIT_FAILED
+        return (EXIT_OPERATOR if exc.kind == OPERATOR else EXIT_FAILED), False
     timeout = config.get("dispatcher", "pass_timeout")
     try:
         if hook is not None:
@@ -244,18 +245,18 @@ def run_passes(config: Config, kicks: Kicks) -> int:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             _log_report(report, dispatcher.transport.name)
             if not report.ok:
-                return EXIT_OPERATOR if report.problem_kind == OPERATOR else EXIT_FAILED
+                return (EXIT_OPERATOR if report.problem_kind == OPERATOR else EXIT_FAILED), False
             if kicks.stop.is_set():
-                return EXIT_OK
-            if not (kicks.take() or report.received or queue.due_count(conn)):
-                return EXIT_OK
-        return EXIT_OK
+                return EXIT_OK, False
+            if not (kicks.take() or report.received or _more_due(report, conn)):
+                return EXIT_OK, report.stalled
+        return EXIT_OK, False
     except PassTimeout as exc:
         log.error("%s; stopping (claims are released, the next pass goes on)", exc)
-        return EXIT_FAILED
+        return EXIT_FAILED, False
     except UNAVAILABLE_ERRORS as exc:
         log.error("database: %s", exc)
-        return EXIT_FAILED
+        return EXIT_FAILED, False
     finally:
         dispatcher.release_claims()
         dispatcher.close()
@@ -329,9 +330,9 @@ def run_loop(config: Config, lock: PidLock, kicks: Kicks) -> int:
             if not fresh_connection:
                 database_failures = 0
                 try:
-                    if report.ok and (report.received or queue.due_count(conn)):
+                    if report.ok and (report.received or _more_due(report, conn)):
                         continue
-                    _wait_for_work(dispatcher, conn, kicks, poll, report.ok)
+                    _wait_for_work(dispatcher, conn, kicks, poll, report.ok, report.stalled)
                     continue
                 except UNAVAILABLE_ERRORS as exc:
                     log.error("database unavailable: %s", exc)
@@ -386,12 +387,20 @@ def _database_pause(kicks: Kicks, failures: int) -> None:
         kicks.event.wait(pause)
 
 
-def _wait_for_work(dispatcher, conn, kicks: Kicks, poll: float, ok: bool) -> None:
+def _more_due(report: PassReport, conn) -> bool:
+    """Another pass now would send something (not when what is due waits for a paused
+    transport)."""
+    return not report.stalled and bool(queue.due_count(conn))
+
+
+def _wait_for_work(dispatcher, conn, kicks: Kicks, poll: float, ok: bool,
+                   stalled: bool = False) -> None:
     """Until a kick, an SMS indication from a transport, the next retry, a closed
     transport's re-open time, or ``poll``.  While every transport is closed, only the
     re-open time (or a stop) ends the wait: a kick could do nothing but open it early.
     After a pass that did not end well, messages already due are not a reason to run
-    again at once (they may be waiting for a transport that is down)."""
+    again at once (they may be waiting for a transport that is down); nor are they
+    when they wait for a paused transport (``stalled``): then only ``poll`` or a kick."""
     import time
 
     from smss.store.database import utcnow
@@ -404,7 +413,7 @@ def _wait_for_work(dispatcher, conn, kicks: Kicks, poll: float, ok: bool) -> Non
     if dispatcher.all_down():
         stop.wait(wait)
         return
-    next_due = queue.next_due(conn)
+    next_due = None if stalled else queue.next_due(conn)
     if next_due is not None:
         until_due = (next_due - utcnow()).total_seconds()
         if ok or until_due > 0:

@@ -153,10 +153,18 @@ class PassReport:
     problem: Optional[str] = None  # why the pass ended early (transport down, PIN ...)
     problem_kind: Optional[str] = None
     new_rcv_ids: List[int] = field(default_factory=list)
+    paused: List[str] = field(default_factory=list)  # transports an operator paused
 
     @property
     def ok(self) -> bool:
         return self.problem is None
+
+    @property
+    def stalled(self) -> bool:
+        """Nothing moved while a transport is paused: messages still due may be waiting
+        for it, so another pass right away would do nothing either."""
+        return bool(self.paused) and not (self.sent or self.failed or self.deferred
+                                          or self.expired)
 
 
 def owner_id(lane: str = "") -> str:
@@ -197,6 +205,7 @@ class Dispatcher:
         #: routes this dispatcher claims besides unrouted messages (None: every message);
         #: set by check_and_send.lanes when one process drives several transports
         self.claim_routes: Optional[List[str]] = None
+        self._was_paused = False
 
     # -- the pass
 
@@ -281,6 +290,8 @@ class Dispatcher:
 
     def send_due(self, report: PassReport) -> None:
         while not self.stopping():
+            if self._paused(report):
+                return  # an operator paused this transport: it still receives
             size = self._claim_size()
             batch = queue.claim(self.conn, self.owner, size, self.claim_routes) if size else []
             if not batch:
@@ -300,6 +311,18 @@ class Dispatcher:
                     return  # transport down or needs an operator: the rest stays queued
             if len(batch) < size:
                 return
+
+    def _paused(self, report: PassReport) -> bool:
+        found = transports.paused(self.conn, self.transport.name)
+        if found is not None:
+            report.paused.append(self.transport.name)
+            if not self._was_paused:
+                log.warning("%s is paused (by %s): sending nothing through it", found.name,
+                            found.paused_by)
+        elif self._was_paused:
+            log.info("%s is no longer paused", self.transport.name)
+        self._was_paused = found is not None
+        return found is not None
 
     def _send_windowed(self, batch: List[queue.Claimed], report: PassReport) -> bool:
         """The batch through ``send_many`` (several in flight, SMPP's window); each outcome

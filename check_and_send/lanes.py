@@ -5,12 +5,12 @@ Routing lives in ``msg.route``, set when the message was accepted
 the client pinned a transport (``#phone@NAME;text``): only that one sends it;
 ``~NAME`` when a number-prefix rule ([dispatcher] routes) prefers it: that
 transport sends it, and while it is down (it did not open, lost its link, or
-needs a PIN) the other transports take it over.  Lanes run in configuration
-order; after a lane went down, the lanes still up run once more for its
-preferred messages.  Each lane keeps its own rate limit (its section's
-``rate_limit``), reads its own device, claims under its own owner id
-(``host:pid/NAME``) and keeps its own re-open backoff.  A pass the database
-stopped ends the round: the other lanes would only fail the same way.
+needs a PIN) or paused by an operator, the other transports take it over.
+Lanes run in configuration order; after a lane went down, the lanes still up
+run once more for its preferred messages.  Each lane keeps its own rate limit
+(its section's ``rate_limit``), reads its own device, claims under its own
+owner id (``host:pid/NAME``) and keeps its own re-open backoff.  A pass the
+database stopped ends the round: the other lanes would only fail the same way.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ class Lanes:
             if not report.ok:
                 down.append(lane.transport.name)
                 problems.append((lane.transport.name, report))
+            elif report.paused:
+                down.append(lane.transport.name)  # not a problem, but it sends nothing
         if down:  # the lanes still up take over what preferred the ones that went down
             for lane in self.lanes:
                 if lane.transport.name in down:
@@ -104,6 +106,7 @@ def _add(total: PassReport, report: PassReport) -> None:
                     "recovered"):
         setattr(total, counter, getattr(total, counter) + getattr(report, counter))
     total.new_rcv_ids.extend(report.new_rcv_ids)
+    total.paused.extend(name for name in report.paused if name not in total.paused)
 
 
 class _AnyTransport:
