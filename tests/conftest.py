@@ -30,6 +30,23 @@ def mariadb() -> Iterator[MariaDB]:
     server.cleanup()
 
 
+@pytest.fixture(scope="session")
+def galera():
+    """One private 3-node Galera cluster on 127.0.0.1 for the whole run (tests/support_galera);
+    a test that harms a node heals it before it ends (``support_galera.Cluster.heal``)."""
+    from support_galera import Cluster, missing as galera_missing
+
+    problem = galera_missing()
+    if problem is not None:
+        missing(problem)
+    cluster = Cluster(3)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
 @pytest.fixture(params=["sqlite", "mysql"])
 def database_url(request, tmp_path) -> str:
     """An empty database on each backend."""

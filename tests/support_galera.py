@@ -102,6 +102,7 @@ class Node:
             f"--wsrep-cluster-name={self.cluster.name}",
             f"--wsrep-cluster-address=gcomm://{'' if bootstrap else peers}",
             f"--wsrep-node-name={self.name}", "--wsrep-node-address=127.0.0.1",
+            f"--wsrep-node-incoming-address=127.0.0.1:{self.port}",
             f"--wsrep-sst-receive-address=127.0.0.1:{self.sst}", "--wsrep-sst-method=rsync",
             f"--wsrep-provider-options={provider}",
             *(["--user=" + SERVER_USER] if os.geteuid() == 0 else []),
@@ -109,12 +110,15 @@ class Node:
 
     def install(self) -> None:
         os.makedirs(self.base, exist_ok=True)
-        subprocess.run(
+        result = subprocess.run(
             [self.cluster.install_db, "--no-defaults", f"--datadir={self.datadir}",
              "--auth-root-authentication-method=normal", "--skip-test-db",
              *(["--user=" + SERVER_USER] if os.geteuid() == 0 else [])],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=180,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=180,
         )
+        if result.returncode != 0:
+            raise RuntimeError(f"mariadb-install-db for {self.name} failed:\n"
+                               f"{result.stdout.decode(errors='replace')[-3000:]}")
         self.cluster.hand_over(self.base)
 
     def start(self, bootstrap: bool = False, timeout: float = 90.0) -> None:
@@ -258,6 +262,49 @@ class Cluster:
         for node in others:
             node.start()
         return self
+
+    def heal(self, timeout: float = 120.0) -> None:
+        """Every node running, thawed, joined and synced again (after a test's fault)."""
+        for node in self.nodes:
+            if node.frozen:
+                node.thaw()
+        running = [node for node in self.nodes
+                   if node.process is not None and node.process.poll() is None]
+        for node in running:
+            try:
+                node.rejoin()
+            except pymysql.err.Error:
+                pass
+        if running and not any(node.ready() for node in running):
+            time.sleep(2)  # a rejoined node may need a moment to see the others
+        if running and not any(node.ready() for node in running):
+            # no primary component left (quorum lost): make one of the survivors primary
+            # again, as an operator does with pc.bootstrap
+            running[0].set_provider_option("pc.bootstrap=YES")
+            self.wait(running[0].ready, timeout, f"{running[0].name} bootstraps")
+        for node in self.nodes:
+            if node.process is None or node.process.poll() is not None:
+                node.process = None
+                node.start()
+            elif not node.ready():
+                try:
+                    node.rejoin()
+                except pymysql.err.Error:
+                    pass
+        deadline = time.monotonic() + timeout
+        while not all(node.ready() and node.cluster_size() == len(self.nodes)
+                      for node in self.nodes):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the cluster did not heal:\n"
+                                   + "\n".join(node.tail(10) for node in self.nodes))
+            time.sleep(0.3)
+
+    def wait(self, condition, timeout: float = 60.0, what: str = "the cluster") -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: condition not reached within {timeout:g} s")
+            time.sleep(0.2)
 
     def create_database(self, name: Optional[str] = None) -> str:
         """A new empty database (made on the first running node, replicated); its URL."""

@@ -9,6 +9,14 @@ queue up instead of failing halfway.  MySQL/MariaDB goes through PyMySQL with
 utf8mb4 and with connect, read and write timeouts (``DatabaseSettings``): a
 server that stops answering makes a statement fail instead of hanging.
 
+A MySQL URL may list several servers (the nodes of a Galera cluster): a
+connection goes to the first that answers and belongs to the primary component,
+starting with the one that answered last, and a connection whose server fails
+(gone, silent, or "not ready") connects again to the next one at its next use.
+On a Galera node every session reads causally (``wsrep_sync_wait``).  A
+statement that lost a race to another transaction (``is_conflict``: a deadlock,
+or a Galera certification failure) is the caller's to retry.
+
 A COMMIT that was sent but never answered raises ``CommitInDoubt``: the
 transaction may have committed or not.  ``end_session`` (on a new connection)
 ends the abandoned session, after which its outcome is final and can be
@@ -26,24 +34,26 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterator, Optional, Sequence
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pymysql
+
+from smss.store.dburl import DatabaseUrl, Host, parse_hosts
+from smss.store.errors import DatabaseError
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
-class DatabaseError(Exception):
-    """The database could not be reached or refused the statement."""
-
-
 @dataclass(frozen=True)
 class Session:
-    """A connection's session on a MySQL server: its connection id, and when it was opened."""
+    """A connection's session on a MySQL server: its connection id, when it was opened,
+    the server it was opened on (``host:port`` as the URL names it, or the socket) and,
+    on a Galera node, the node's client address as the cluster lists its members."""
 
     id: int
     opened_at: float  # time.time()
+    server: str = ""
+    node_address: str = ""
 
 
 class CommitInDoubt(DatabaseError):
@@ -60,11 +70,62 @@ class CommitInDoubt(DatabaseError):
 _SERVER_GONE, _SERVER_LOST = 2006, 2013
 _NO_SUCH_THREAD = 1094  # KILL of a session that has already ended
 _RESTART_MARGIN = 2.0  # seconds: the server's Uptime counts whole seconds
+# Galera's answers on a node outside the primary component: "WSREP has not yet prepared
+# node for application use" (1047) and a replication command refused (1180).
+_NOT_READY = (1047, 1180)
+# A transaction that lost to another one: a deadlock, or on Galera a conflict with a
+# replicated transaction (a brute-force abort or a failed certification at COMMIT).
+CONFLICT = 1213
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Did the statement lose a race (retrying it at once is right), rather than find
+    the database unavailable?"""
+    return (isinstance(exc, pymysql.err.OperationalError) and bool(exc.args)
+            and exc.args[0] == CONFLICT)
+
+
+# Which server of a list answered last, per list: new connections start there, so the
+# processes of one site stay on one node (and off a node that just failed).
+_PREFERRED: Dict[Tuple[Host, ...], int] = {}
+_PREFERRED_LOCK = threading.Lock()
 
 
 # Errors a caller may catch to mean "the database is unavailable right now".
 UNAVAILABLE_ERRORS = (DatabaseError, sqlite3.OperationalError, pymysql.err.OperationalError,
                       pymysql.err.InterfaceError)
+
+
+def _galera_node(raw: Any) -> str:
+    """On a Galera node: refuse one outside the primary component (DatabaseError), make
+    this session's reads causal (``wsrep_sync_wait``: a read sees every write the cluster
+    committed before it, through any node), and return the node's client address as the
+    cluster lists its members.  '' on a server without Galera."""
+    with raw.cursor() as cursor:
+        try:
+            cursor.execute("SELECT @@global.wsrep_on")
+        except pymysql.err.MySQLError:
+            return ""  # no such variable: not a MariaDB with Galera
+        if not int(cursor.fetchone()[0] or 0):
+            return ""
+        cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready',"
+                       " 'wsrep_local_state_comment', 'wsrep_local_index',"
+                       " 'wsrep_incoming_addresses')")
+        status = {str(name).lower(): str(value) for name, value in cursor.fetchall()}
+        if status.get("wsrep_ready") != "ON":
+            raise DatabaseError("this Galera node is not part of the primary component ("
+                                f"{status.get('wsrep_local_state_comment', '?')})")
+        cursor.execute("SET SESSION wsrep_sync_wait = 1")
+    addresses = status.get("wsrep_incoming_addresses", "").split(",")
+    index = int(status.get("wsrep_local_index", "-1") or -1)
+    address = addresses[index] if 0 <= index < len(addresses) else ""
+    return "" if address.upper() == "AUTO" else address  # AUTO: the node did not say
+
+
+def _member(conn: "Connection", node_address: str) -> bool:
+    """Does the cluster ``conn`` is on still count the node at ``node_address``?"""
+    row = conn.read().query_one("SHOW GLOBAL STATUS LIKE 'wsrep_incoming_addresses'")
+    return row is not None and node_address in str(row[1]).split(",")
 
 
 def utcnow() -> datetime:
@@ -100,51 +161,6 @@ def parse_hour(text: Any) -> datetime:
     return datetime.strptime(str(text), "%Y-%m-%d %H")
 
 
-@dataclass(frozen=True)
-class DatabaseUrl:
-    dialect: str  # "sqlite" or "mysql"
-    path: str = ""  # sqlite
-    host: str = "localhost"
-    port: int = 3306
-    user: str = ""
-    password: str = ""
-    database: str = ""
-    unix_socket: str = ""
-    tls: str = "auto"  # auto, off, preferred, verify
-    tls_ca: str = ""
-
-    @classmethod
-    def parse(cls, url: str) -> "DatabaseUrl":
-        if url.startswith("sqlite://"):
-            path = url[len("sqlite://") :]
-            if not path or path == "/":
-                raise DatabaseError(f"{url}: no database file in the URL")
-            return cls("sqlite", path=path)
-        parts = urlsplit(url)
-        if parts.scheme not in ("mysql", "mariadb"):
-            raise DatabaseError(f"{url}: unknown database URL (use sqlite:///PATH or mysql://…)")
-        query = parse_qs(parts.query)
-        database = parts.path.lstrip("/")
-        if not database:
-            raise DatabaseError(f"{parts.scheme}://…: no database name in the URL")
-        return cls(
-            "mysql",
-            host=parts.hostname or "localhost",
-            port=parts.port or 3306,
-            user=unquote(parts.username or ""),
-            password=unquote(parts.password or ""),
-            database=database,
-            unix_socket=query.get("unix_socket", [""])[0],
-        )
-
-    def describe(self) -> str:
-        """The URL without its password, for logs."""
-        if self.dialect == "sqlite":
-            return f"sqlite://{self.path}"
-        where = self.unix_socket or f"{self.host}:{self.port}"
-        return f"mysql://{self.user}@{where}/{self.database}"
-
-
 def _create_private(path: str) -> None:
     """Create a missing SQLite file 0600 whatever the umask: it holds message texts and
     password hashes, and SQLite gives its -wal and -shm files the database's mode."""
@@ -171,12 +187,13 @@ class Connection:
         self._connect_timeout = connect_timeout
         self._timeouts = (read_timeout, write_timeout)
         self.session: Optional[Session] = None
+        self._host_index = 0  # which server of the URL's list this connection is on
+        self._stale = False  # that server failed: connect again before the next use
         try:
             if url.dialect == "sqlite":
                 self._raw = self._open_sqlite(url.path, connect_timeout)
             else:
-                self._raw = self._open_mysql(url, connect_timeout, *self._timeouts)
-                self.session = Session(self._raw.thread_id(), time.time())
+                self._raw, self.session = self._open_mysql()
         except UNAVAILABLE_ERRORS as exc:
             raise DatabaseError(f"cannot open {url.describe()}: {exc}") from exc
 
@@ -192,24 +209,51 @@ class Connection:
         raw.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         return raw
 
-    @staticmethod
-    def _open_mysql(url: DatabaseUrl, timeout: float, read_timeout: float,
-                    write_timeout: float) -> Any:
+    def _open_mysql(self) -> Tuple[Any, Session]:
+        """Connect to the first server of the URL's list that answers and, on a Galera
+        node, belongs to the primary component, starting with the one that answered last;
+        a server that failed is skipped at once.  Raises DatabaseError naming each one's
+        problem when none will do."""
+        url = self.url
+        if url.unix_socket:
+            return self._open_server(None)
+        hosts = url.hosts
+        with _PREFERRED_LOCK:
+            start = _PREFERRED.get(hosts, 0)
+        problems: List[str] = []
+        for step in range(len(hosts)):
+            index = (start + step) % len(hosts)
+            try:
+                opened = self._open_server(hosts[index])
+            except UNAVAILABLE_ERRORS as exc:
+                problems.append(f"{hosts[index]}: {exc}")
+                continue
+            with _PREFERRED_LOCK:
+                _PREFERRED[hosts] = index
+            self._host_index = index
+            return opened
+        if len(hosts) == 1:
+            raise DatabaseError(problems[0])
+        raise DatabaseError("no database server will do: " + "; ".join(problems))
+
+    def _open_server(self, host: Optional[Host]) -> Tuple[Any, Session]:
+        url = self.url
+        read_timeout, write_timeout = self._timeouts
         kwargs: dict = dict(
             user=url.user,
             password=url.password,
             database=url.database,
             charset="utf8mb4",
             autocommit=False,
-            connect_timeout=max(1, int(timeout)),
+            connect_timeout=max(1, int(self._connect_timeout)),
             read_timeout=read_timeout or None,  # also bounds the server's greeting
             write_timeout=write_timeout or None,
             init_command="SET time_zone = '+00:00'",  # re-run on every reconnect
         )
-        if url.unix_socket:
+        if host is None:
             kwargs["unix_socket"] = url.unix_socket
         else:
-            kwargs.update(host=url.host, port=url.port)
+            kwargs.update(host=host.name, port=host.port)
         tls = url.tls
         if tls == "auto":
             tls = "off" if url.unix_socket else "preferred"
@@ -218,7 +262,14 @@ class Connection:
         elif tls == "verify":
             kwargs.update(ssl_verify_cert=True, ssl_verify_identity=True,
                           ssl_ca=url.tls_ca or None)
-        return pymysql.connect(**kwargs)
+        raw = pymysql.connect(**kwargs)
+        try:
+            node_address = _galera_node(raw)
+        except BaseException:
+            raw.close()
+            raise
+        server = url.unix_socket if host is None else str(host)
+        return raw, Session(raw.thread_id(), time.time(), server, node_address)
 
     # -- statements
 
@@ -233,13 +284,33 @@ class Connection:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement; returns the driver's cursor (fetch from it, read lastrowid)."""
         cursor = self._raw.cursor()
-        cursor.execute(self._sql(sql), self._params(params))
+        try:
+            cursor.execute(self._sql(sql), self._params(params))
+        except pymysql.err.OperationalError as exc:
+            self._note_failure(exc)
+            raise
         return cursor
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
         cursor = self._raw.cursor()
-        cursor.executemany(self._sql(sql), [self._params(row) for row in rows])
+        try:
+            cursor.executemany(self._sql(sql), [self._params(row) for row in rows])
+        except pymysql.err.OperationalError as exc:
+            self._note_failure(exc)
+            raise
         return cursor
+
+    def _note_failure(self, exc: pymysql.err.OperationalError) -> None:
+        """A server that left the primary component (or stopped answering) is left: the
+        next use connects again, to another server of the list when there are several."""
+        code = exc.args[0] if exc.args else None
+        if code in _NOT_READY or code in (_SERVER_GONE, _SERVER_LOST):
+            self._stale = True
+            hosts = self.url.hosts
+            if len(hosts) > 1 and not self.url.unix_socket:
+                with _PREFERRED_LOCK:
+                    if _PREFERRED.get(hosts, 0) == self._host_index:
+                        _PREFERRED[hosts] = (self._host_index + 1) % len(hosts)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list:
         cursor = self.execute(sql, params)
@@ -260,7 +331,11 @@ class Connection:
                 self._raw.execute("BEGIN IMMEDIATE")
             else:
                 self._ensure_mysql()
-                self._raw.begin()
+                try:
+                    self._raw.begin()
+                except pymysql.err.OperationalError as exc:
+                    self._note_failure(exc)
+                    raise
             try:
                 yield self
             except BaseException:
@@ -272,6 +347,7 @@ class Connection:
             try:
                 self._raw.commit()
             except pymysql.err.OperationalError as exc:
+                self._note_failure(exc)
                 if self.session is not None and exc.args and exc.args[0] in (
                         _SERVER_GONE, _SERVER_LOST):
                     raise CommitInDoubt(f"{self.url.describe()}: COMMIT not confirmed: {exc}",
@@ -282,7 +358,11 @@ class Connection:
         """Prepare for read-only queries outside a transaction (fresh snapshot on MySQL)."""
         if self.dialect == "mysql":
             self._ensure_mysql()
-            self._raw.commit()  # end any previous snapshot
+            try:
+                self._raw.commit()  # end any previous snapshot
+            except pymysql.err.OperationalError as exc:
+                self._note_failure(exc)
+                raise
         return self
 
     def release(self) -> None:
@@ -294,32 +374,42 @@ class Connection:
             self._raw.rollback()
 
     def _ensure_mysql(self) -> None:
-        """Reconnect when the server went away (restart, wait_timeout) since the last use;
-        a server that does not answer at all is reported, not waited for twice."""
+        """Reconnect when the server went away (restart, wait_timeout) since the last use,
+        or left the primary component of its cluster; a server that does not answer at
+        all is reported, not waited for twice (the next use tries the others)."""
+        if not self._stale:
+            try:
+                self._raw.ping(False)
+                return
+            except pymysql.err.Error as exc:  # gone, or closed by an earlier reconnect
+                if isinstance(exc.__context__, TimeoutError):
+                    self._note_failure(pymysql.err.OperationalError(_SERVER_LOST, str(exc)))
+                    raise DatabaseError(f"{self.url.describe()} did not answer within"
+                                        f" {self._timeouts[0]:g} s") from exc
         try:
-            self._raw.ping(False)
-        except pymysql.err.Error as exc:  # gone, or closed by an earlier failed reconnect
-            if isinstance(exc.__context__, TimeoutError):
-                raise DatabaseError(f"{self.url.describe()} did not answer within"
-                                    f" {self._timeouts[0]:g} s") from exc
-            try:
-                self._raw.close()
-            except pymysql.err.Error:
-                pass
-            try:
-                self._raw = self._open_mysql(self.url, self._connect_timeout, *self._timeouts)
-            except UNAVAILABLE_ERRORS as exc:
-                raise DatabaseError(f"cannot reach {self.url.describe()}: {exc}") from exc
-            self.session = Session(self._raw.thread_id(), time.time())
+            self._raw.close()
+        except pymysql.err.Error:
+            pass
+        try:
+            self._raw, self.session = self._open_mysql()
+        except UNAVAILABLE_ERRORS as exc:
+            raise DatabaseError(f"cannot reach {self.url.describe()}: {exc}") from exc
+        self._stale = False
 
     def end_session(self, session: Session, timeout: float) -> None:
         """Make sure ``session``, another connection's that stopped answering, has ended,
         so what its transaction did is final: KILL it (a user may end its own sessions)
         and wait until the server no longer lists it.  A server that restarted since the
-        session opened has ended it already.  Raises DatabaseError after ``timeout``."""
+        session opened has ended it already.  A session on another node of a Galera
+        cluster is killed there when that node answers; a node that does not has ended
+        it once the cluster no longer counts the node as a member (its transaction was
+        replicated to the others or to nobody).  Raises DatabaseError after ``timeout``."""
         if self.dialect != "mysql":
             return
         deadline = time.monotonic() + timeout
+        if session.server and self.session is not None and session.server != self.session.server:
+            self._end_remote_session(session, deadline)
+            return
         uptime = float(self.read().query_one("SHOW GLOBAL STATUS LIKE 'Uptime'")[1])
         if time.time() - uptime > session.opened_at + _RESTART_MARGIN:
             return
@@ -335,6 +425,27 @@ class Connection:
             if time.monotonic() > deadline:
                 raise DatabaseError(f"session {session.id} did not end within {timeout:g} s")
             time.sleep(0.02)
+
+    def _end_remote_session(self, session: Session, deadline: float) -> None:
+        remaining = max(1.0, deadline - time.monotonic())
+        there = dataclasses.replace(self.url, hosts=parse_hosts(session.server))
+        try:
+            other = Connection(there, min(remaining, self._connect_timeout),
+                               remaining, remaining)
+        except UNAVAILABLE_ERRORS:
+            other = None
+        if other is not None:
+            try:
+                other.end_session(session, max(1.0, deadline - time.monotonic()))
+                return
+            finally:
+                other.close()
+        if not (self.session and self.session.node_address and session.node_address):
+            raise DatabaseError(f"cannot reach {session.server} to end session {session.id}")
+        while _member(self, session.node_address):
+            if time.monotonic() > deadline:
+                raise DatabaseError(f"{session.server} neither answers nor left the cluster")
+            time.sleep(0.2)
 
     def close(self) -> None:
         try:
