@@ -34,7 +34,8 @@ def mariadb() -> Iterator[MariaDB]:
 def galera():
     """One private 3-node Galera cluster on 127.0.0.1 for the whole run (tests/support_galera);
     a test that harms a node heals it before it ends (``support_galera.Cluster.heal``)."""
-    from support_galera import Cluster, missing as galera_missing
+    from support_galera import Cluster
+    from support_galera import missing as galera_missing
 
     problem = galera_missing()
     if problem is not None:
