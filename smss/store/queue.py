@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 from smss.store import paging
-from smss.store.database import Connection, as_datetime, utcnow
+from smss.store.database import Connection, as_datetime, is_conflict, utcnow
 
 _COLUMNS = "phone, text, parts, client, route, created_at, next_attempt_at, retry_of"
 _ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
@@ -167,6 +169,9 @@ def get_claimed(conn: Connection, message_id: int) -> Optional[Claimed]:
     return _claimed(row) if row else None
 
 
+CLAIM_ATTEMPTS = 5  # a claim that lost a race is tried again this many times in all
+
+
 def claim(conn: Connection, owner: str, limit: int,
           routes: Optional[Sequence[str]] = None) -> List[Claimed]:
     """Take up to ``limit`` due messages, oldest first, for ``owner`` (commits).
@@ -179,7 +184,27 @@ def claim(conn: Connection, owner: str, limit: int,
     Each row is then marked by its primary key alone: one ``UPDATE … WHERE id IN
     (…)`` may scan (and, in REPEATABLE READ, lock) rows the other dispatcher
     holds, and two such claims deadlocked.
+
+    On a Galera cluster SKIP LOCKED sees only the locks of its own node, so
+    dispatchers on two nodes may reach for the same rows; one of them loses at
+    COMMIT (a conflict, ``is_conflict``).  That is a lost race, not an outage:
+    it is tried again at once after a short random pause.  And each dispatcher
+    first takes the rows that were inserted through its own node (Galera gives
+    every node its own ``auto_increment_offset``), so sites that each have their
+    own spooler rarely reach for the same rows at all.
     """
+    for attempt in range(1, CLAIM_ATTEMPTS + 1):
+        try:
+            return _claim(conn, owner, limit, routes)
+        except Exception as exc:
+            if not is_conflict(exc) or attempt == CLAIM_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.0, 0.02 * attempt))
+    return []  # not reached
+
+
+def _claim(conn: Connection, owner: str, limit: int,
+           routes: Optional[Sequence[str]]) -> List[Claimed]:
     now = utcnow()
     lock = " FOR UPDATE SKIP LOCKED" if conn.dialect == "mysql" else ""
     where, params = "", []
@@ -187,17 +212,39 @@ def claim(conn: Connection, owner: str, limit: int,
         marks = ", ".join("?" * len(routes))
         where = f" AND (route IS NULL OR route IN ({marks}))" if routes else " AND route IS NULL"
         params = list(routes)
+    select = (f"SELECT {_CLAIMED_COLUMNS} FROM msg"  # noqa: S608 - constants and placeholders
+              f" WHERE claimed_by IS NULL AND next_attempt_at <= ?{where}")
     with conn.transaction():
-        rows = conn.query(
-            f"SELECT {_CLAIMED_COLUMNS} FROM msg"  # noqa: S608 - constants and placeholders
-            f" WHERE claimed_by IS NULL AND next_attempt_at <= ?{where} ORDER BY id LIMIT ?"
-            + lock,
-            (now, *params, limit),
-        )
+        rows: list = []
+        own = _own_node_rows(conn)
+        if own:
+            rows = conn.query(select + own + " ORDER BY id LIMIT ?" + lock,
+                              (now, *params, limit))
+        if len(rows) < limit:
+            taken = [row[0] for row in rows]
+            others = f" AND id NOT IN ({', '.join('?' * len(taken))})" if taken else ""
+            rows += conn.query(select + others + " ORDER BY id LIMIT ?" + lock,
+                               (now, *params, *taken, limit - len(rows)))
         if rows:
             conn.executemany("UPDATE msg SET claimed_by = ?, claimed_at = ? WHERE id = ?",
                              [(owner, now, row[0]) for row in rows]).close()
     return [_claimed(row) for row in rows]
+
+
+def _own_node_rows(conn: Connection) -> str:
+    """The condition for rows inserted through this connection's node when ids are
+    interleaved among the nodes of a cluster (auto_increment_increment > 1); '' else."""
+    if conn.dialect != "mysql":
+        return ""
+    cached = getattr(conn, "_smss_own_rows", None)
+    if cached is None or cached[0] != conn.session:
+        increment, offset = conn.query_one(
+            "SELECT @@auto_increment_increment, @@auto_increment_offset")
+        increment, offset = int(increment), int(offset)
+        condition = f" AND MOD(id, {increment}) = {offset % increment}" if increment > 1 else ""
+        cached = (conn.session, condition)
+        conn._smss_own_rows = cached  # type: ignore[attr-defined]
+    return cached[1]
 
 
 def mark_sending(conn: Connection, message_id: int) -> None:
