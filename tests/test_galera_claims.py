@@ -23,7 +23,7 @@ def test_two_nodes_claim_one_queue_without_failing_or_sharing(galera):
     migrations.migrate(setup)
     setup.close()
     inserters = [connect(url) for url in urls]
-    for round_ in range(10):  # 600 messages, each site's spooler inserting through its node
+    for _ in range(10):  # 600 messages, each site's spooler inserting through its node
         for site, conn in enumerate(inserters):
             with conn.transaction():
                 msg_table.insert(conn, [msg_table.NewMessage("+420608337726", f"s{site} {n}")
