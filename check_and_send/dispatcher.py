@@ -4,9 +4,11 @@ The order of every step is what keeps messages safe:
 
 - A message is claimed (committed) before it is sent, marked "sending"
   (committed) right before the transport gets it, and moved to ``sms`` in one
-  transaction after the transport confirmed.  If that last commit fails, the
-  outcome goes to a local journal that the next pass applies first, so a
-  database outage never makes a message go out twice.
+  transaction after the transport confirmed.  A transport that keeps several
+  messages moving gets them through ``check_and_send.windowed``, which does the same
+  in group commits (marks a batch ahead, outcomes of a few milliseconds together).
+  If that last commit fails, the outcome goes to a local journal that the next pass
+  applies first, so a database outage never makes a message go out twice.
 - The journal and the delete ledger live in ``[dispatcher] state_dir``, which
   survives a reboot (``smss.statefiles``).
 - Received messages are committed to ``rcv`` before they are deleted from
@@ -47,6 +49,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Callable, List, Optional, Set, Tuple
 
+from check_and_send import windowed
 from check_and_send.ledger import DeleteLedger, fingerprint
 from smss import statefiles
 from smss.events.record import Events
@@ -280,16 +283,15 @@ class Dispatcher:
     # -- sending
 
     def send_due(self, report: PassReport) -> None:
+        if self._windowed():
+            windowed.send(self, report)
+            return
         while not self.stopping():
             size = self._claim_size()
             batch = queue.claim(self.conn, self.owner, size, self.claim_routes) if size else []
             if not batch:
                 return
             self._claimed = [message.id for message in batch]
-            if self.transport.window > 1 and self.settings.rate_limit <= 0:
-                if not self._send_windowed(batch, report):
-                    return
-                continue
             for message in batch:
                 if self._wait_for_slot(message.parts) is None:
                     return  # stopping: the claims left are released by the pass
@@ -301,31 +303,17 @@ class Dispatcher:
             if len(batch) < size:
                 return
 
-    def _send_windowed(self, batch: List[queue.Claimed], report: PassReport) -> bool:
-        """The batch through ``send_many`` (several in flight, SMPP's window); each outcome
-        is recorded as it comes.  False when the transport went down (the rest stays)."""
-        by_id = {message.id: message for message in batch}
-        queue.mark_sending_many(self.conn, list(by_id))
-        keep_going = True
-        items = [(message.id, message.phone, message.text) for message in batch]
-        for message_id, outcome in self.transport.send_many(items):
-            message = by_id.pop(message_id)
-            attempts = message.attempts + 1
-            if isinstance(outcome, SendFailed):
-                keep_going = self._failed(message, outcome, attempts, report) and keep_going
-            else:
-                self._finish(message, sent.SENT, attempts, references=outcome.references)
-                report.sent += 1
-                log.info("sent %d to %s (%d part(s), refs %s)", message.id, message.phone,
-                         outcome.parts, ",".join(outcome.references) or "-")
-            self._claimed.remove(message_id)
-            self.alive(0.0)
-        if by_id:  # never handed out: the transport stopped before them (nothing was sent)
-            queue.release(self.conn, list(by_id))
-            for message_id in by_id:
-                self._claimed.remove(message_id)
-        return keep_going and not self.stopping() and len(batch) >= min(
-            self.settings.batch_size, self.transport.window)
+    def _windowed(self) -> bool:
+        """Whether sending goes through ``check_and_send.windowed``: a transport that keeps
+        several messages moving (or sends through ``send_many`` anyway) and no rate limit
+        (which is counted message by message)."""
+        transport = self.transport
+        return (transport.window > 1 or transport.streams) and self.settings.rate_limit <= 0
+
+    def still_claimed(self, message_ids: List[int]) -> None:
+        """The windowed path ended: these messages are still claimed and unsettled (the
+        pass releases them, counting an attempt for those that may have been sent)."""
+        self._claimed = list(message_ids)
 
     def _send_one(self, message: queue.Claimed, report: PassReport) -> bool:
         attempts = message.attempts + 1
@@ -352,20 +340,34 @@ class Dispatcher:
                         message_id, exc)
 
     def _failed(self, message: queue.Claimed, exc: SendFailed, attempts: int,
-                report: PassReport) -> bool:
+                report: PassReport, sink: Optional["windowed.Sink"] = None) -> bool:
+        """Decide what a failed send means for the message; ``sink``: put the outcome in
+        the windowed path's next group commit instead of committing it now."""
         if exc.kind == PERMANENT or (exc.kind != OPERATOR and attempts >= self.settings.max_attempts
                                      and (exc.kind != DOWN or exc.maybe_sent)):
-            self._finish(message, sent.FAILED, attempts, error=exc.reason,
-                         references=exc.sent_references)
+            if sink is None:
+                self._finish(message, sent.FAILED, attempts, error=exc.reason,
+                             references=exc.sent_references)
+            else:
+                sink.finish(message, self.outcome(message, sent.FAILED, attempts,
+                                                  error=exc.reason,
+                                                  references=exc.sent_references))
             report.failed += 1
             log.warning("message %d to %s failed after %d attempt(s): %s", message.id,
                         message.phone, attempts, exc.reason)
             return True
         if exc.kind in (DOWN, OPERATOR) and not exc.maybe_sent:
-            queue.release(self.conn, [message.id])  # not the message's fault: no attempt counted
+            # not the message's fault: no attempt counted
+            if sink is None:
+                queue.release(self.conn, [message.id])
+            else:
+                sink.release(message)
         else:
             retry_at = utcnow() + timedelta(seconds=self._backoff(attempts))
-            queue.defer(self.conn, message.id, attempts, retry_at, exc.reason)
+            if sink is None:
+                queue.defer(self.conn, message.id, attempts, retry_at, exc.reason)
+            else:
+                sink.defer(message, attempts, retry_at, exc.reason)
             report.deferred += 1
             log.info("message %d deferred (attempt %d): %s", message.id, attempts, exc.reason)
         if exc.kind in (DOWN, OPERATOR):
@@ -379,12 +381,24 @@ class Dispatcher:
     def _backoff(self, attempts: int) -> float:
         return min(self.settings.retry_delay * 2 ** (attempts - 1), self.settings.retry_max_delay)
 
+    def outcome(self, message: queue.Claimed, status: str, attempts: int, *,
+                references=(), error: Optional[str] = None) -> dict:
+        """How ``message`` leaves the queue, in the form the journal keeps."""
+        return {"id": message.id, "status": status, "attempts": attempts,
+                "references": list(references), "error": error,
+                "transport": self.transport.name}
+
+    def sent_outcome(self, message: queue.Claimed, outcome: dict) -> sent.Outcome:
+        """The ``sms`` row (and its events) an outcome makes."""
+        return sent.Outcome(
+            message, outcome["status"], outcome["attempts"], outcome["transport"],
+            tuple(outcome["references"]), outcome["error"],
+            track_delivery=self.transport.tracks_delivery and outcome["status"] == sent.SENT)
+
     def _finish(self, message: queue.Claimed, status: str, attempts: int, *,
                 references=(), error: Optional[str] = None) -> None:
         """Move the message to ``sms``; journal the outcome if the database is gone."""
-        outcome = {"id": message.id, "status": status, "attempts": attempts,
-                   "references": list(references), "error": error,
-                   "transport": self.transport.name}
+        outcome = self.outcome(message, status, attempts, references=references, error=error)
         try:
             self._apply(message, outcome)
         except Exception as exc:  # noqa: BLE001 - whatever failed, the send must not repeat
@@ -394,15 +408,11 @@ class Dispatcher:
             raise DatabaseDown(str(exc)) from exc
 
     def _apply(self, message: queue.Claimed, outcome: dict) -> None:
+        record = self.sent_outcome(message, outcome)
         with self.conn.transaction():
-            sent.record(
-                self.conn, message, outcome["status"], attempts=outcome["attempts"],
-                transport=outcome["transport"], references=outcome["references"],
-                error=outcome["error"],
-                track_delivery=self.transport.tracks_delivery and outcome["status"] == sent.SENT,
-            )
+            sent.record_many(self.conn, [record])
             queue.delete(self.conn, message.id)
-            self.settings.events.finished(self.conn, message, outcome["status"], **_told(outcome))
+            self.settings.events.finished_many(self.conn, [record])
 
     # -- the per-SIM rate limit
 
@@ -632,9 +642,3 @@ class Dispatcher:
             )
         except UNAVAILABLE_ERRORS as exc:
             log.warning("could not save transport state: %s", exc)
-
-
-def _told(outcome: dict) -> dict:
-    """An outcome's fields as ``Events.finished`` takes them."""
-    return {"attempts": outcome["attempts"], "transport": outcome["transport"],
-            "references": outcome["references"], "error": outcome["error"]}

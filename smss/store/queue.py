@@ -156,13 +156,23 @@ def claim(conn: Connection, owner: str, limit: int,
     """Take up to ``limit`` due messages, oldest first, for ``owner`` (commits).
 
     ``routes``: only messages without a route or with one of these (see
-    check_and_send.lanes); None: any message.
+    check_and_send.lanes); None: any message.  ``claim_rows`` does it in the caller's
+    transaction."""
+    with conn.transaction():
+        return claim_rows(conn, owner, limit, routes)
+
+
+def claim_rows(conn: Connection, owner: str, limit: int,
+               routes: Optional[Sequence[str]] = None, *, sending: bool = False
+               ) -> List[Claimed]:
+    """``claim`` in the caller's transaction; ``sending``: marked "sending" at once too
+    (``set_sending``), for a transport about to be handed them.
 
     On MariaDB the rows are read with FOR UPDATE SKIP LOCKED, so two dispatchers
     claiming at the same moment get different rows; SQLite serialises writers.
-    Each row is then marked by its primary key alone: one ``UPDATE … WHERE id IN
-    (…)`` may scan (and, in REPEATABLE READ, lock) rows the other dispatcher
-    holds, and two such claims deadlocked.
+    The rows are then marked by their primary key alone (``_by_id``): an ``UPDATE …
+    WHERE id IN (…)`` may be run as a scan that locks rows the other dispatcher holds
+    (in REPEATABLE READ), and two such claims deadlocked.
     """
     now = utcnow()
     lock = " FOR UPDATE SKIP LOCKED" if conn.dialect == "mysql" else ""
@@ -171,17 +181,44 @@ def claim(conn: Connection, owner: str, limit: int,
         marks = ", ".join("?" * len(routes))
         where = f" AND (route IS NULL OR route IN ({marks}))" if routes else " AND route IS NULL"
         params = list(routes)
-    with conn.transaction():
-        rows = conn.query(
-            f"SELECT {_CLAIMED_COLUMNS} FROM msg"  # noqa: S608 - constants and placeholders
-            f" WHERE claimed_by IS NULL AND next_attempt_at <= ?{where} ORDER BY id LIMIT ?"
-            + lock,
-            (now, *params, limit),
-        )
-        if rows:
-            conn.executemany("UPDATE msg SET claimed_by = ?, claimed_at = ? WHERE id = ?",
-                             [(owner, now, row[0]) for row in rows]).close()
+    rows = conn.query(
+        f"SELECT {_CLAIMED_COLUMNS} FROM msg"  # noqa: S608 - constants and placeholders
+        f" WHERE claimed_by IS NULL AND next_attempt_at <= ?{where} ORDER BY id LIMIT ?"
+        + lock,
+        (now, *params, limit),
+    )
+    if rows:
+        started = ", send_started_at = ?" if sending else ""
+        _update_by_id(conn, f"claimed_by = ?, claimed_at = ?{started}",
+                      (owner, now, now) if sending else (owner, now), [row[0] for row in rows])
     return [_claimed(row) for row in rows]
+
+
+def _by_id(ids: Sequence[int]) -> Tuple[str, list]:
+    """(tables, parameters) that pick the ``msg`` rows with these ids for a MariaDB
+    UPDATE or DELETE: a derived table of the ids joined first (STRAIGHT_JOIN) to msg
+    by its primary key (FORCE INDEX: eq_ref), so only those rows are read and locked
+    however the optimizer sizes the table.  A plain ``WHERE id IN (…)``, or the join in the other
+    order, is run as a scan on a small table that locks every row: two dispatchers
+    doing that deadlock."""
+    union = " UNION ALL ".join(["SELECT ? AS id"] + ["SELECT ?"] * (len(ids) - 1))
+    tables = f"({union}) AS picked STRAIGHT_JOIN msg FORCE INDEX (PRIMARY) ON msg.id = picked.id"
+    return tables, list(ids)
+
+
+def _update_by_id(conn: Connection, assignments: str, values: Sequence,
+                  ids: Sequence[int]) -> None:
+    """``UPDATE msg SET assignments`` for these rows, each picked by its primary key."""
+    for start in range(0, len(ids), _CHUNK):
+        chunk = list(ids[start:start + _CHUNK])
+        if conn.dialect == "mysql":
+            tables, picked = _by_id(chunk)
+            sql = f"UPDATE {tables} SET {assignments}"  # noqa: S608 - constants, placeholders
+            conn.execute(sql, [*picked, *values]).close()
+        else:
+            marks = ", ".join("?" * len(chunk))
+            sql = f"UPDATE msg SET {assignments} WHERE id IN ({marks})"  # noqa: S608
+            conn.execute(sql, [*values, *chunk]).close()
 
 
 def mark_sending(conn: Connection, message_id: int) -> None:
@@ -198,11 +235,14 @@ def mark_sending(conn: Connection, message_id: int) -> None:
 
 def mark_sending_many(conn: Connection, message_ids: Sequence[int]) -> None:
     """``mark_sending`` for a window of messages handed to the transport together."""
-    now = utcnow()
     with conn.transaction():
-        for message_id in message_ids:  # by primary key, one row at a time (no gap locks)
-            conn.execute("UPDATE msg SET send_started_at = ? WHERE id = ?",
-                         (now, message_id)).close()
+        set_sending(conn, message_ids)
+
+
+def set_sending(conn: Connection, message_ids: Sequence[int]) -> None:
+    """Mark claimed messages "sending", in the caller's transaction."""
+    if message_ids:
+        _update_by_id(conn, "send_started_at = ?", (utcnow(),), message_ids)
 
 
 def save_progress(conn: Connection, message_id: int, progress: str) -> None:
@@ -217,26 +257,50 @@ def release(conn: Connection, message_ids: Sequence[int]) -> None:
     """Give claimed messages back untouched (commits)."""
     if not message_ids:
         return
-    with conn.transaction():  # row by row, by primary key: see ``claim``
-        conn.executemany("UPDATE msg SET claimed_by = NULL, claimed_at = NULL,"
-                         " send_started_at = NULL WHERE id = ?",
-                         [(message_id,) for message_id in message_ids]).close()
+    with conn.transaction():
+        release_rows(conn, message_ids)
+
+
+def release_rows(conn: Connection, message_ids: Sequence[int]) -> None:
+    """``release`` in the caller's transaction."""
+    if message_ids:
+        _update_by_id(conn, "claimed_by = NULL, claimed_at = NULL,"
+                      " send_started_at = NULL", (), message_ids)
 
 
 def defer(conn: Connection, message_id: int, attempts: int, retry_at: datetime,
           error: str) -> None:
     """A temporary failure: count it, release the claim, try again at ``retry_at``."""
     with conn.transaction():
-        conn.execute(
-            "UPDATE msg SET attempts = ?, next_attempt_at = ?, last_error = ?,"
-            " claimed_by = NULL, claimed_at = NULL, send_started_at = NULL WHERE id = ?",
-            (attempts, retry_at, error[:255], message_id),
-        ).close()
+        defer_row(conn, message_id, attempts, retry_at, error)
+
+
+def defer_row(conn: Connection, message_id: int, attempts: int, retry_at: datetime,
+              error: str) -> None:
+    """``defer`` in the caller's transaction."""
+    conn.execute(
+        "UPDATE msg SET attempts = ?, next_attempt_at = ?, last_error = ?,"
+        " claimed_by = NULL, claimed_at = NULL, send_started_at = NULL WHERE id = ?",
+        (attempts, retry_at, error[:255], message_id),
+    ).close()
 
 
 def delete(conn: Connection, message_id: int) -> None:
     """Remove a message from the queue, in the caller's transaction."""
     conn.execute("DELETE FROM msg WHERE id = ?", (message_id,)).close()
+
+
+def delete_many(conn: Connection, message_ids: Sequence[int]) -> None:
+    """Remove messages from the queue, in the caller's transaction (each row by its
+    primary key, see ``_by_id``)."""
+    for start in range(0, len(message_ids), _CHUNK):
+        chunk = list(message_ids[start:start + _CHUNK])
+        if conn.dialect == "mysql":
+            tables, picked = _by_id(chunk)
+            conn.execute(f"DELETE msg FROM {tables}", picked).close()  # noqa: S608
+        else:
+            marks = ", ".join("?" * len(chunk))
+            conn.execute(f"DELETE FROM msg WHERE id IN ({marks})", chunk).close()  # noqa: S608
 
 
 @dataclass(frozen=True)

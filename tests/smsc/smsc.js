@@ -54,6 +54,7 @@ const defaults = {
   bindStatus: 0,          // command_status of bind responses (0: bound)
   stopReading: false,     // read nothing after the next bind
   receiptForm: 'spec',    // spec | dlvr | upper | seconds | minimal
+  quiet: false,           // no submit_sm event per submit (benchmarks: `stats` counts them)
 };
 const settings = JSON.parse(JSON.stringify(defaults));
 
@@ -217,11 +218,11 @@ smpp.PDU.fromStream = function (stream, commandLength) {
 
 function onSubmit(session, pdu) {
   submits += 1;
-  const report = Object.assign({event: 'submit_sm', session: session.number,
-    sequence: pdu.sequence_number}, describe(pdu));
+  const report = settings.quiet ? {} : Object.assign({event: 'submit_sm',
+    session: session.number, sequence: pdu.sequence_number}, describe(pdu));
   if (settings.silent > 0) {
     settings.silent -= 1;
-    emit(Object.assign(report, {status: null}));
+    if (!settings.quiet) emit(Object.assign(report, {status: null}));
     return;
   }
   let status = 0;
@@ -251,7 +252,7 @@ function onSubmit(session, pdu) {
     number = ++nextMessage;
     messageId = formatId(number, settings.idFormat);
   }
-  emit(Object.assign(report, {status, message_id: messageId}));
+  if (!settings.quiet) emit(Object.assign(report, {status, message_id: messageId}));
   outstanding += 1;
   maxOutstanding = Math.max(maxOutstanding, outstanding);
   const wantsReceipt = status === 0 && settings.receipts !== 'off' &&
