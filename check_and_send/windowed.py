@@ -4,11 +4,13 @@ the bookkeeping done in group commits by a thread of its own (the bookkeeper).
 
 The order that keeps messages safe, with the database work batched:
 
-- The bookkeeper claims messages and marks them "sending" in one commit, ``ahead`` at a
-  time (the larger of the window and ``batch_size``), before the transport needs them.
-  The transport pulls messages one by one as its window frees up and is handed a
-  message only once that commit has returned: nothing is submitted before its sending
-  mark is committed.  At most ``2 * ahead - 1`` messages wait marked and not yet handed.
+- The bookkeeper claims messages and marks them "sending" in one commit before the
+  transport needs them: whenever fewer than ``ahead`` (the larger of the window and
+  ``batch_size``) wait, it claims ``ahead`` more, or as many as the transport took
+  since its last claim if that is more (at most ``MAX_CLAIM``), so the marks keep pace
+  with the transport however long a commit takes.  The transport pulls messages one by
+  one as its window frees up and is handed a message only once that commit has
+  returned: nothing is submitted before its sending mark is committed.
 - Outcomes go to the bookkeeper as the transport reports them.  Each round of the
   bookkeeper is one transaction: every outcome that came since the round before (the
   ``sms`` rows, the queue rows deleted, deferred or released, and their events for
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL = 0.1  # seconds between looks at a stop request while waiting for the bookkeeper
+MAX_CLAIM = 1000  # messages claimed (and marked) in one round at most
 
 FINISH, DEFER, RELEASE = "finish", "defer", "release"
 
@@ -95,6 +98,7 @@ class Pipeline:
         self._ops: List[_Op] = []  # outcomes for the next round
         self._claimed: Dict[int, queue.Claimed] = {}  # ours, outcome not yet settled
         self._handed: Dict[int, queue.Claimed] = {}  # given to the transport, no outcome
+        self._taken = 0  # messages handed out since the last claim began
         self._exhausted = False  # a claim found fewer due messages than it asked for
         self._closing = False
         self._busy = False  # a round is being committed
@@ -121,6 +125,7 @@ class Pipeline:
                     cond.wait(POLL)
                 message = self._ready.popleft()
                 self._handed[message.id] = message
+                self._taken += 1
                 if len(self._ready) < self.ahead:
                     cond.notify_all()  # the bookkeeper may claim the next ones
             yield message.id, message.phone, message.text
@@ -170,7 +175,7 @@ class Pipeline:
         if (self._closing or self._exhausted or self.error is not None
                 or self.dispatcher.stopping() or len(self._ready) >= self.ahead):
             return 0
-        return self.ahead
+        return max(self.ahead, min(self._taken, MAX_CLAIM))
 
     def _run(self) -> None:
         cond = self._cond
@@ -183,6 +188,8 @@ class Pipeline:
                     cond.wait(POLL)
                 self._ops = []
                 self._busy = True
+                if wanted:
+                    self._taken = 0
                 closing = self._closing
             if not ops and not wanted and closing:
                 return

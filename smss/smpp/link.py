@@ -67,11 +67,18 @@ class BindParams:
         })
 
 
+_WAITERS = threading.Lock()  # guards each Waiter's resolution (short, rarely contended)
+
+
 class Waiter:
     """A request waiting for its response.  ``callback(waiter)`` runs in the I/O thread
     (or in the thread that closes the link) once ``response`` or ``error`` is set.
     ``written``: every byte of the request reached the socket (False only for a request
-    that failed while still queued: the peer cannot have seen it)."""
+    that failed while still queued: the peer cannot have seen it).  The event that
+    ``wait`` blocks on is made only when somebody waits (a windowed submit never does)."""
+
+    __slots__ = ("sequence", "response", "error", "written", "end", "_done", "_event",
+                 "_callback")
 
     def __init__(self, sequence: int, callback: Optional[Callable[["Waiter"], None]]) -> None:
         self.sequence = sequence
@@ -79,15 +86,20 @@ class Waiter:
         self.error: Optional[str] = None
         self.written = True
         self.end: Optional[int] = None  # the link's byte count once this request is written
-        self._done = threading.Event()
+        self._done = False
+        self._event: Optional[threading.Event] = None
         self._callback = callback
 
     def _resolve(self, response: Optional[Pdu], error: Optional[str],
                  written: bool = True) -> None:
-        if self._done.is_set():
-            return
-        self.response, self.error, self.written = response, error, written
-        self._done.set()
+        with _WAITERS:
+            if self._done:
+                return
+            self.response, self.error, self.written = response, error, written
+            self._done = True
+            event = self._event
+        if event is not None:
+            event.set()
         if self._callback is not None:
             try:
                 self._callback(self)
@@ -95,11 +107,17 @@ class Waiter:
                 log.exception("response callback failed")
 
     def wait(self, timeout: Optional[float]) -> bool:
-        return self._done.wait(timeout)
+        with _WAITERS:
+            if self._done:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
 
     @property
     def done(self) -> bool:
-        return self._done.is_set()
+        return self._done
 
 
 IncomingHandler = Callable[["Link", List[Incoming]], List[int]]
@@ -212,10 +230,14 @@ class Link:
     # -- requests
 
     def request(self, pdu: Pdu, callback: Optional[Callable[[Waiter], None]] = None) -> Waiter:
-        """Queue ``pdu`` (a request); raises LinkDown when the link is gone."""
+        """Send ``pdu`` (a request); raises LinkDown when the link is gone.  When nothing
+        is waiting to be written the calling thread writes it to the socket itself (no
+        hand-off to the I/O thread); what the socket does not take at once is left to the
+        I/O thread."""
         with self._lock:
             if self._down or self._abort or self._finish:
                 raise LinkDown(self.down_reason or self._abort or self._finish or "link closed")
+            idle = not self._wbuf
             try:
                 sequence = self._session.send_request(pdu)
             except PduError as exc:
@@ -224,7 +246,16 @@ class Link:
             self._waiters[sequence] = waiter
             self._take_output()
             waiter.end = self._queued
-        self._wake()
+            if idle and self._sock is not None:
+                try:
+                    sent = self._sock.send(self._wbuf)
+                except OSError:  # full, or broken: the I/O thread writes or finds out
+                    sent = 0
+                del self._wbuf[:sent]
+                self._flushed += sent
+            pending = bool(self._wbuf)
+        if pending:
+            self._wake()
         return waiter
 
     def _take_output(self) -> None:

@@ -170,6 +170,7 @@ class _Holds:
 
 
 class SmppTransport(Transport):
+    streams = True  # the dispatcher feeds send_many from the queue (its window, or 1)
     def __init__(self, settings: SmppSettings, *,
                  clock: Callable[[], float] = time.monotonic,
                  now: Callable[[], datetime] = _utcnow,
@@ -550,7 +551,7 @@ class SmppTransport(Transport):
             return
         pacer = self.pacer
         per_bind = self.settings.window
-        done: "queue.Queue[int]" = queue.Queue()
+        done: "queue.SimpleQueue[int]" = queue.SimpleQueue()
         flights: Dict[int, _Flight] = {}
         stop: Optional[SendFailed] = None  # why nothing more is submitted
         stopper: Optional[_Message] = None  # whose outcome the stop is
