@@ -49,7 +49,7 @@ from typing import (
 from smss.smpp import pdu as p
 from smss.smpp import receipt as receipts
 from smss.smpp.inbox import is_receipt, read
-from smss.smpp.link import BindParams, BindRefused, Link, LinkDown, Waiter
+from smss.smpp.link import BindParams, BindRefused, Link, LinkDown, Waiter, read_links
 from smss.smpp.pacing import Pacer
 from smss.smpp.pdu import Pdu
 from smss.smpp.session import Incoming
@@ -549,6 +549,8 @@ class SmppTransport(Transport):
         except SendFailed as exc:
             yield first.key, exc
             return
+        for bind in binds:  # this thread reads their answers (no hand-off per PDU)
+            bind.link.borrow_reading()
         pacer = self.pacer
         per_bind = self.settings.window
         done: "queue.SimpleQueue[int]" = queue.SimpleQueue()
@@ -604,6 +606,7 @@ class SmppTransport(Transport):
                             continue
                         messages.append(message)
                     failure = None
+                    bind.link.give_back_reading()
                     if bind.rebound:
                         failure = SendFailed(DOWN, f"{self.name}: the link went again before "
                                              f"the SMSC took anything: {bind.lost}")
@@ -611,6 +614,7 @@ class SmppTransport(Transport):
                         try:
                             bind.link = self._rebind(bind.name, bind.lost or "link lost")
                             bind.lost, bind.rebound, bind.give_up_at = None, True, None
+                            bind.link.borrow_reading()
                         except SendFailed as exc:
                             failure = exc
                     if failure is not None:
@@ -635,10 +639,18 @@ class SmppTransport(Transport):
                 for bind in binds:
                     if bind.give_up_at is not None:
                         timeout = min(timeout, bind.give_up_at - now)
+                tokens = []
                 try:
-                    tokens = [done.get(timeout=max(0.001, timeout))]
+                    tokens.append(done.get_nowait())
                 except queue.Empty:
-                    tokens = []
+                    readers = [b.link for b in binds if b.lost is None]
+                    if readers:  # answers are read here and put in ``done`` at once
+                        read_links(readers, max(0.001, timeout))
+                    else:  # only links going down: their I/O threads tell
+                        try:
+                            tokens.append(done.get(timeout=max(0.001, timeout)))
+                        except queue.Empty:
+                            pass
                 while True:
                     try:
                         tokens.append(done.get_nowait())
@@ -712,6 +724,8 @@ class SmppTransport(Transport):
                 stop = down
             yield from self._final(stop, stopper, messages)
         finally:
+            for bind in binds:
+                bind.link.give_back_reading()
             if flights:  # the caller stopped iterating with submits in flight
                 with self._lock:
                     for token, flight in flights.items():
