@@ -7,8 +7,9 @@ The order that keeps messages safe, with the database work batched:
 - The bookkeeper claims messages and marks them "sending" in one commit before the
   transport needs them: whenever fewer than ``ahead`` (the larger of the window and
   ``batch_size``) wait, it claims ``ahead`` more, or as many as the transport took
-  since its last claim if that is more (at most ``MAX_CLAIM``), so the marks keep pace
-  with the transport however long a commit takes.  The transport pulls messages one by
+  since its last claim if that is more, twice that if the transport had to wait for
+  them (at most ``MAX_CLAIM``), so the marks keep pace with the transport however long
+  a commit takes.  The transport pulls messages one by
   one as its window frees up and is handed a message only once that commit has
   returned: nothing is submitted before its sending mark is committed.
 - Outcomes go to the bookkeeper as the transport reports them.  Each round of the
@@ -99,6 +100,7 @@ class Pipeline:
         self._claimed: Dict[int, queue.Claimed] = {}  # ours, outcome not yet settled
         self._handed: Dict[int, queue.Claimed] = {}  # given to the transport, no outcome
         self._taken = 0  # messages handed out since the last claim began
+        self._starved = False  # the transport waited for a mark since the last claim
         self._exhausted = False  # a claim found fewer due messages than it asked for
         self._closing = False
         self._busy = False  # a round is being committed
@@ -121,6 +123,7 @@ class Pipeline:
                 while not self._ready:
                     if self.error is not None or self._exhausted or stopping():
                         return
+                    self._starved = True
                     cond.notify_all()
                     cond.wait(POLL)
                 message = self._ready.popleft()
@@ -175,7 +178,8 @@ class Pipeline:
         if (self._closing or self._exhausted or self.error is not None
                 or self.dispatcher.stopping() or len(self._ready) >= self.ahead):
             return 0
-        return max(self.ahead, min(self._taken, MAX_CLAIM))
+        taken = self._taken * 2 if self._starved else self._taken
+        return max(self.ahead, min(taken, MAX_CLAIM))
 
     def _run(self) -> None:
         cond = self._cond
@@ -189,7 +193,7 @@ class Pipeline:
                 self._ops = []
                 self._busy = True
                 if wanted:
-                    self._taken = 0
+                    self._taken, self._starved = 0, False
                 closing = self._closing
             if not ops and not wanted and closing:
                 return

@@ -163,6 +163,7 @@ class Link:
         self._reader = threading.Lock()  # held by whoever reads the socket
         self._borrowed = False  # a caller reads the socket now, not the I/O thread
         self._close_later = False  # gone while borrowed: closed when given back
+        self._corked = False  # requests wait in the buffer for ``uncork`` (one write)
 
     # -- life
 
@@ -253,17 +254,43 @@ class Link:
             self._waiters[sequence] = waiter
             self._take_output()
             waiter.end = self._queued
-            if idle and self._sock is not None:
-                try:
-                    sent = self._sock.send(self._wbuf)
-                except OSError:  # full, or broken: the I/O thread writes or finds out
-                    sent = 0
-                del self._wbuf[:sent]
-                self._flushed += sent
-            pending = bool(self._wbuf)
+            if self._corked:
+                return waiter
+            pending = not self._write_now() if idle else True
         if pending:
             self._wake()
         return waiter
+
+    def cork(self) -> None:
+        """Requests from now on wait in the buffer until ``uncork`` writes them together
+        (one write for a window's worth of submit_sm); for the thread that sends."""
+        with self._lock:
+            self._corked = True
+
+    def uncork(self) -> None:
+        """Write what the requests since ``cork`` queued, at once."""
+        with self._lock:
+            if not self._corked:
+                return
+            self._corked = False
+            if not self._wbuf or self._down:
+                return
+            pending = not self._write_now()
+        if pending:
+            self._wake()
+
+    def _write_now(self) -> bool:
+        """Write the buffer from the calling thread (under the lock); True when the socket
+        took all of it, else the I/O thread is to write the rest."""
+        if self._sock is None:
+            return False
+        try:
+            sent = self._sock.send(self._wbuf)
+        except OSError:  # full, or broken: the I/O thread writes or finds out
+            sent = 0
+        del self._wbuf[:sent]
+        self._flushed += sent
+        return not self._wbuf
 
     def _take_output(self) -> None:
         """Move what the session has to send into the write buffer (under the lock)."""

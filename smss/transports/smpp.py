@@ -561,7 +561,11 @@ class SmppTransport(Transport):
         try:
             while True:
                 halted = stop is not None or self.stopping()
-                # 1. submit what the windows, the pace and the SMSC allow
+                # 1. submit what the windows, the pace and the SMSC allow (each bind's
+                #    submits of this round in one write)
+                corked = [b.link for b in binds if b.lost is None]
+                for link in corked:
+                    link.cork()
                 while not halted and pacer.delay() <= 0:
                     bind = _least_busy(binds, per_bind)
                     if bind is None:
@@ -593,6 +597,8 @@ class SmppTransport(Transport):
                     message.started = True
                     if not message.todo:
                         messages.popleft()
+                for link in corked:
+                    link.uncork()
                 if refused:
                     yield from refused
                     refused.clear()
