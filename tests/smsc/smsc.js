@@ -9,7 +9,8 @@
 // until one binds.
 //
 // Commands: set (behaviour, see `defaults`), deliver (send deliver_sm), enquire (send
-// enquire_link), unbind (send unbind), drop (cut every connection), stats, reset, quit.
+// enquire_link), unbind (send unbind), drop (cut every connection), drop_session (cut
+// one), stats, reset, quit.
 // Every event carries `t`, the SMSC's clock in milliseconds.
 //
 // Misbehaviour, each as real SMSCs show it:
@@ -396,6 +397,11 @@ const commands = {
     const count = sessions.size;
     for (const s of sessions) s.smpp.destroy();
     return {dropped: count};
+  },
+  drop_session(command) {  // cut one session (its number, as the events give it)
+    const found = [...sessions].filter((s) => s.number === command.session);
+    for (const s of found) s.smpp.destroy();
+    return {dropped: found.length};
   },
   stats() {
     return {submits, max_outstanding: maxOutstanding, outstanding,
