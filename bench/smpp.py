@@ -167,7 +167,7 @@ def drain(smsc: Smsc, backend: "harness.Backend", messages: int, window: int,
             time.sleep(0.05)
         if profile:  # py-spy samples every thread of the dispatcher (collapsed stacks)
             spy = subprocess.Popen(["py-spy", "record", "--pid", str(loop.pid), "--threads",
-                                    "--idle", "-r", "250", "-f", "raw", "-o", profile],
+                                    "--gil", "-r", "1000", "-f", "raw", "-o", profile],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
         conn = site.connect()
