@@ -1,7 +1,7 @@
 """SMPP benchmark: messages per second to node-smpp acting as the SMSC.
 
     python3 bench/smpp.py --drain [--messages 10000] [--windows 1,10,100]
-                          [--backends sqlite,mariadb] [--binds 1] [--repeat 3]
+                          [--backends sqlite,mariadb] [--binds 1] [--repeat 3] [--delay 0]
     python3 bench/smpp.py [--messages 2000] [--delays 0,20] [--windows 1,10] [--json FILE]
     python3 bench/smpp.py --quick
     python3 bench/smpp.py --throttled [--messages 20]   # an SMSC taking 5 submit_sm a second
@@ -17,7 +17,9 @@ the dispatcher is kicked (SIGUSR1), and the time runs from the kick to the commi
 last ``sms`` row (its ``sent_at``).  In the same run, before each cell, the ceiling:
 node-smpp's own client (``tests/smsc/client.js``) sending N submit_sm with the same
 window and binds to the same SMSC.  Each cell runs ``--repeat`` times, ceiling and
-smss alternating; the medians and their ratio are printed.  Every message must be in
+smss alternating; the medians and their ratio are printed, with the CPU time the
+dispatcher process used per message (``--delay``: an SMSC that answers after so many
+ms, where a window and several binds pay).  Every message must be in
 ``sms`` as sent and the SMSC must have taken exactly N submit_sm.
 
 Without ``--drain``, two measurements, each for every window and every SMSC answer
@@ -127,11 +129,11 @@ def through_a_pass(smsc: Smsc, messages: int, window: int) -> dict:
     return {"seconds": seconds, "per_second": messages / seconds}
 
 
-def ceiling(smsc: Smsc, messages: int, window: int, binds: int) -> dict:
+def ceiling(smsc: Smsc, messages: int, window: int, binds: int, delay: int = 0) -> dict:
     """node-smpp's own client to the same SMSC: N submit_sm, ``window`` unanswered per
     bind, from the first submit_sm to the last submit_sm_resp."""
     smsc.reset()
-    smsc.set(quiet=True)
+    smsc.set(quiet=True, respDelayMs=delay)
     done = subprocess.run(["node", "client.js", str(smsc.port), str(messages), str(window),
                            str(binds)], cwd=os.path.join(REPO, "tests", "smsc"),
                           capture_output=True, text=True, timeout=600, check=False)
@@ -144,11 +146,12 @@ def ceiling(smsc: Smsc, messages: int, window: int, binds: int) -> dict:
 
 
 def drain(smsc: Smsc, backend: "harness.Backend", messages: int, window: int,
-          binds: int, folder: str, profile: str = "") -> dict:
+          binds: int, folder: str, profile: str = "", delay: int = 0) -> dict:
     """``check_and_send --loop`` bound to the SMSC; N messages queued in one
-    transaction, a kick; seconds from the kick to the last ``sms`` row's commit."""
+    transaction, a kick; seconds from the kick to the last ``sms`` row's commit.
+    ``profile``: a file for py-spy's samples of the dispatcher's threads (raw)."""
     smsc.reset()
-    smsc.set(quiet=True)
+    smsc.set(quiet=True, respDelayMs=delay)
     url = backend.new_database(f"w{window}b{binds}")
     place = _Path(tempfile.mkdtemp(prefix="smss-bench-drain-", dir=folder))
     site = Site(place, url, None, {
@@ -167,7 +170,7 @@ def drain(smsc: Smsc, backend: "harness.Backend", messages: int, window: int,
             time.sleep(0.05)
         if profile:  # py-spy samples every thread of the dispatcher (collapsed stacks)
             spy = subprocess.Popen(["py-spy", "record", "--pid", str(loop.pid), "--threads",
-                                    "--gil", "-r", "1000", "-f", "raw", "-o", profile],
+                                    "--idle", "-r", "250", "-f", "raw", "-o", profile],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
         conn = site.connect()
@@ -231,14 +234,21 @@ def run_drain(args) -> list:
                     for window in windows:
                         ceilings, ours = [], []
                         for _ in range(args.repeat):
-                            ceilings.append(ceiling(smsc, args.messages, window, binds))
+                            ceilings.append(ceiling(smsc, args.messages, window, binds,
+                                                    args.delay))
                             ours.append(drain(smsc, backend, args.messages, window, binds,
-                                              folder))
+                                              folder, delay=args.delay))
+                        if args.profile:  # one more run under py-spy, not counted
+                            os.makedirs(args.profile, exist_ok=True)
+                            name = (f"{backend.name}-w{window}-b{binds}-d{args.delay}.txt")
+                            drain(smsc, backend, args.messages, window, binds, folder,
+                                  profile=os.path.join(args.profile, name), delay=args.delay)
                         top = statistics.median(c["per_second"] for c in ceilings)
                         rate = statistics.median(o["per_second"] for o in ours)
                         cpu = statistics.median(o["dispatcher_cpu_us"] for o in ours)
                         node = statistics.median(o["smsc_cpu_us"] for o in ours)
                         rows.append(dict(backend=backend.version, window=window, binds=binds,
+                                         delay_ms=args.delay,
                                          messages=args.messages, per_second=rate,
                                          ceiling=top, ratio=rate / top,
                                          dispatcher_cpu_us=cpu, smsc_cpu_us=node,
@@ -252,12 +262,13 @@ def run_drain(args) -> list:
                 backend.stop()
     finally:
         smsc.close()
-    print(f"{'database':<40} {'window':>6} {'binds':>5} {'messages':>8} {'smss msg/s':>10} "
-          f"{'node-smpp client':>16} {'ratio':>5}")
+    print(f"{'database':<40} {'delay':>5} {'window':>6} {'binds':>5} {'messages':>8} "
+          f"{'smss msg/s':>10} {'node-smpp client':>16} {'ratio':>5} {'CPU µs/msg':>10}")
     for row in rows:
-        print(f"{row['backend'][:40]:<40} {row['window']:>6} {row['binds']:>5} "
-              f"{row['messages']:>8} {row['per_second']:>10,.0f} {row['ceiling']:>16,.0f} "
-              f"{row['ratio']:>5.2f}")
+        print(f"{row['backend'][:40]:<40} {row['delay_ms']:>5} {row['window']:>6} "
+              f"{row['binds']:>5} {row['messages']:>8} {row['per_second']:>10,.0f} "
+              f"{row['ceiling']:>16,.0f} {row['ratio']:>5.2f} "
+              f"{row['dispatcher_cpu_us']:>10.0f}")
     return rows
 
 
@@ -342,6 +353,11 @@ def main(argv=None) -> int:
     parser.add_argument("--backends", default="sqlite,mariadb", help="--drain: databases")
     parser.add_argument("--binds", default="1", help="--drain: SMPP binds (list)")
     parser.add_argument("--repeat", type=int, default=3, help="--drain: runs per cell")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="--drain: one more run per cell under py-spy (every thread, "
+                        "idle time too), its samples as collapsed stacks in DIR")
+    parser.add_argument("--delay", type=int, default=0,
+                        help="--drain: the SMSC answers each submit_sm after this many ms")
     parser.add_argument("--quick", action="store_true", help="200 messages, delay 0 only")
     parser.add_argument("--throttled", action="store_true",
                         help="time an SMSC taking 5 submit_sm a second (default 20 messages)")
