@@ -180,7 +180,9 @@ def drain(smsc: Smsc, backend: "harness.Backend", messages: int, window: int,
                                     for n in range(messages)])
         finally:
             conn.close()
-        cpu = (_cpu_seconds(loop.pid), _cpu_seconds(smsc.process.pid))
+        server = backend.pid  # MariaDB's process (SQLite works inside the dispatcher)
+        cpu = (_cpu_seconds(loop.pid), _cpu_seconds(smsc.process.pid),
+               _cpu_seconds(server) if server else 0.0)
         kicked = datetime.now(timezone.utc).replace(tzinfo=None)
         os.kill(loop.pid, signal.SIGUSR1)
         deadline = time.monotonic() + 600
@@ -188,7 +190,8 @@ def drain(smsc: Smsc, backend: "harness.Backend", messages: int, window: int,
             time.sleep(0.25)
             count, last = site.rows("sms", "COUNT(*), MAX(sent_at)", "WHERE status = 'sent'")[0]
             if count >= messages:
-                cpu = (_cpu_seconds(loop.pid) - cpu[0], _cpu_seconds(smsc.process.pid) - cpu[1])
+                cpu = (_cpu_seconds(loop.pid) - cpu[0], _cpu_seconds(smsc.process.pid) - cpu[1],
+                       (_cpu_seconds(server) - cpu[2]) if server else 0.0)
                 break
             if time.monotonic() > deadline or loop.poll() is not None:
                 raise RuntimeError(f"{count} of {messages} sent: {site.log()[-2000:]}")
@@ -204,7 +207,8 @@ def drain(smsc: Smsc, backend: "harness.Backend", messages: int, window: int,
     backend.drop(url)
     seconds = (as_datetime(last) - kicked).total_seconds()
     return {"seconds": seconds, "per_second": messages / seconds,
-            "dispatcher_cpu_us": cpu[0] / messages * 1e6, "smsc_cpu_us": cpu[1] / messages * 1e6}
+            "dispatcher_cpu_us": cpu[0] / messages * 1e6, "smsc_cpu_us": cpu[1] / messages * 1e6,
+            "database_cpu_us": cpu[2] / messages * 1e6}
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -247,16 +251,19 @@ def run_drain(args) -> list:
                         rate = statistics.median(o["per_second"] for o in ours)
                         cpu = statistics.median(o["dispatcher_cpu_us"] for o in ours)
                         node = statistics.median(o["smsc_cpu_us"] for o in ours)
+                        server = statistics.median(o["database_cpu_us"] for o in ours)
                         rows.append(dict(backend=backend.version, window=window, binds=binds,
                                          delay_ms=args.delay,
                                          messages=args.messages, per_second=rate,
                                          ceiling=top, ratio=rate / top,
                                          dispatcher_cpu_us=cpu, smsc_cpu_us=node,
+                                         database_cpu_us=server,
                                          runs=[o["per_second"] for o in ours],
                                          ceilings=[c["per_second"] for c in ceilings]))
                         print(f"  {backend.version}: window {window}, binds {binds}: "
                               f"{rate:,.0f} msg/s, ceiling {top:,.0f} ({rate / top:.2f}); "
-                              f"CPU per message: dispatcher {cpu:.0f} µs, SMSC {node:.0f} µs",
+                              f"CPU per message: dispatcher {cpu:.0f} µs, SMSC {node:.0f} µs, "
+                              f"MariaDB {server:.0f} µs",
                               flush=True)
             finally:
                 backend.stop()
