@@ -144,6 +144,17 @@ def get_claimed(conn: Connection, message_id: int) -> Optional[Claimed]:
     return _claimed(row) if row else None
 
 
+def _routes(routes: Optional[Sequence[str]]) -> Tuple[str, List[str]]:
+    """(an AND clause, its parameters) for messages without a route or with one of
+    ``routes``; None: every message."""
+    if routes is None:
+        return "", []
+    if not routes:
+        return " AND route IS NULL", []
+    marks = ", ".join("?" * len(routes))
+    return f" AND (route IS NULL OR route IN ({marks}))", list(routes)
+
+
 def claim(conn: Connection, owner: str, limit: int,
           routes: Optional[Sequence[str]] = None) -> List[Claimed]:
     """Take up to ``limit`` due messages, oldest first, for ``owner`` (commits).
@@ -159,11 +170,7 @@ def claim(conn: Connection, owner: str, limit: int,
     """
     now = utcnow()
     lock = " FOR UPDATE SKIP LOCKED" if conn.dialect == "mysql" else ""
-    where, params = "", []
-    if routes is not None:
-        marks = ", ".join("?" * len(routes))
-        where = f" AND (route IS NULL OR route IN ({marks}))" if routes else " AND route IS NULL"
-        params = list(routes)
+    where, params = _routes(routes)
     with conn.transaction():
         rows = conn.query(
             f"SELECT {_CLAIMED_COLUMNS} FROM msg"  # noqa: S608 - constants and placeholders
@@ -232,6 +239,15 @@ def delete(conn: Connection, message_id: int) -> None:
     conn.execute("DELETE FROM msg WHERE id = ?", (message_id,)).close()
 
 
+def delete_unclaimed(conn: Connection, message_id: int) -> bool:
+    """Remove a message nobody has claimed, in the caller's transaction; False when it is
+    claimed or gone (another dispatcher took it first)."""
+    cursor = conn.execute("DELETE FROM msg WHERE id = ? AND claimed_by IS NULL", (message_id,))
+    removed = cursor.rowcount
+    cursor.close()
+    return removed > 0
+
+
 @dataclass(frozen=True)
 class Claim:
     owner: str
@@ -271,11 +287,11 @@ def expired(conn: Connection, created_before: datetime, limit: int) -> List[Clai
     return [_claimed(row) for row in rows]
 
 
-def due_count(conn: Connection) -> int:
-    row = conn.read().query_one(
-        "SELECT COUNT(*) FROM msg WHERE claimed_by IS NULL AND next_attempt_at <= ?",
-        (utcnow(),),
-    )
+def due_count(conn: Connection, routes: Optional[Sequence[str]] = None) -> int:
+    """Unclaimed messages due now (``routes`` as for ``claim``: those one lane may take)."""
+    where, params = _routes(routes)
+    due = "SELECT COUNT(*) FROM msg WHERE claimed_by IS NULL AND next_attempt_at <= ?"
+    row = conn.read().query_one(due + where, (utcnow(), *params))
     return int(row[0]) if row else 0
 
 
@@ -288,10 +304,13 @@ def oldest_due(conn: Connection) -> Optional[datetime]:
     return as_datetime(row[0]) if row else None
 
 
-def next_due(conn: Connection) -> Optional[datetime]:
-    """When the earliest unclaimed message becomes due (for `check_and_send --loop`)."""
+def next_due(conn: Connection, routes: Optional[Sequence[str]] = None) -> Optional[datetime]:
+    """When the earliest unclaimed message becomes due (for `check_and_send --loop`;
+    ``routes`` as for ``claim``)."""
+    where, params = _routes(routes)
     row = conn.read().query_one(
-        "SELECT MIN(next_attempt_at) FROM msg WHERE claimed_by IS NULL"
+        f"SELECT MIN(next_attempt_at) FROM msg WHERE claimed_by IS NULL{where}",  # noqa: S608
+        params
     )
     return as_datetime(row[0]) if row else None
 
