@@ -208,7 +208,8 @@ KEYS: Dict[Tuple[str, str], Key] = {
         _float, "900", "seconds after which another host's claim counts as abandoned"
     ),
     ("dispatcher", "pass_timeout"): Key(
-        _float, "900", "a pass that makes no progress for this long stops, releasing the lock"
+        _float, "900", "a transport's pass that makes no progress for this long is given up"
+        " (that transport only: its claims are released, it is opened again)"
     ),
     ("dispatcher", "poll_interval"): Key(
         _float, "30", "seconds between queue checks of `check_and_send --loop`"
