@@ -295,6 +295,9 @@ def run_loop(config: Config, lock: PidLock, signals: Signals) -> int:
     finally:
         worker.stop()
         lock.release()
+    if not signals.stopping:  # every lane ended by itself: a bug, logged by the lane
+        log.error("check_and_send --loop: no transport is left running; exiting")
+        return EXIT_FAILED
     log.info("check_and_send --loop stopped")
     return EXIT_OK
 

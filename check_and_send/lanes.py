@@ -15,8 +15,8 @@ when the client pinned a transport (``#phone@NAME;text``): only that one sends i
 and it waits while NAME is down; ``~NAME`` when a number-prefix rule ([dispatcher]
 routes) prefers it: that transport sends it, and while it is down (it did not
 open, lost its link, needs a PIN, hung) the other lanes claim it too.  Which lanes
-are down is the one thing the lanes share (``Board``); a lane that goes down with
-such messages due wakes the others.
+are down is the one thing the lanes share (``Board``); a lane that goes down while
+messages the others may take are due (those, or one it gave back) wakes them.
 
 Each lane's pass runs under its own timer: every step forward re-arms it
 (``Lane.alive``), and the watchdog (``Lanes.watch``, in the main thread, which
@@ -99,9 +99,10 @@ class Board:
                 return
             self._down.add(lane.name)
             self._reroute()
-        if self.routing and lane.preferred_due():
-            log.info("%s is down; the other transports take over its messages", lane.name)
-            self.kick(other for other in self.lanes if other is not lane)
+        others = [other for other in self.lanes if other is not lane]
+        if others and lane.due_for_others():
+            log.info("%s is down; the other transports look at the queue", lane.name)
+            self.kick(others)
 
     def came_up(self, lane: "Lane") -> None:
         with self._changed:
@@ -239,13 +240,13 @@ class Lane:
         """Messages due now that this lane may claim."""
         return queue.due_count(self.conn, self.dispatcher.claim_routes)
 
-    def preferred_due(self) -> int:
-        """Messages due now that prefer this lane (the others take them while it is down)."""
+    def due_for_others(self) -> int:
+        """Messages due now that the other lanes may take while this one is down: those
+        without a route (one it gave back, say) and those that prefer it."""
         if self.conn is None:
             return 0
         try:
-            return queue.due_count(self.conn, [PREFERRED + self.name]) - queue.due_count(
-                self.conn, [])
+            return queue.due_count(self.conn, [PREFERRED + self.name])
         except UNAVAILABLE_ERRORS:
             return 0
 

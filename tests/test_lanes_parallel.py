@@ -293,3 +293,22 @@ def test_lanes_expiring_at_the_same_time_expire_each_message_once(tmp_path, data
         assert s.rows("sms", "id, status") == [(i, "expired") for i in old] + [(fresh, "sent")]
         assert s.texts("gsm1") + s.texts("gsm2") == Counter(["fresh"])
         assert "Traceback" not in s.log()
+
+
+def test_a_one_shot_run_is_not_held_back_by_a_hung_modem(tmp_path):
+    """gsm2 hangs in an AT+CMGS of the message that prefers it: gsm1 sends the rest
+    meanwhile, then, once gsm2's pass_timeout gave gsm2 up, also that message (maybe
+    sent: its attempt counted).  The run reports the failure (exit 1), nothing claimed."""
+    with modems(tmp_path, dispatcher={"pass_timeout": "5"},
+                transports={"gsm2": {"send_timeout": "300"}}) as s:
+        s.sims[1].control.set_fault("hang", at="body")
+        held = s.enqueue_routed("prefers gsm2", route="~gsm2")  # gsm2's first claim
+        others = [s.enqueue_routed(f"one shot {i}") for i in range(3)]
+        result = s.run()
+        assert result.returncode == 1, s.log()
+        assert "gsm2: pass ran longer than 5s without progress" in s.log()
+        assert s.texts("gsm1") == Counter(["prefers gsm2"] + [f"one shot {i}" for i in range(3)])
+        assert s.texts("gsm2") == Counter()
+        assert dict(s.rows("sms", "id, attempts")) == {held: 2, **{i: 1 for i in others}}
+        assert s.rows("msg") == []
+        assert not os.path.exists(f"{tmp_path}/check_and_send.lock")
