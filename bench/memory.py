@@ -1,6 +1,9 @@
-"""Memory benchmark: resident memory of `smss run` idle and with 1,000 idle connections.
+"""Memory benchmark: resident memory of `smss run` idle, with 1,000 idle connections, and
+with 1,000 clients writing while the database is stalled.
 
     python3 bench/memory.py [--connections 1000] [--backend sqlite|mariadb]
+                            [--stall-records 1000] [--stall-record-bytes 80]
+                            [--stall-seconds 30]
 
 Starts the real server (default limits, SQLite unless told otherwise), reads
 VmRSS from /proc/PID/status after start, after one record (the phone number
@@ -8,6 +11,15 @@ and alphabet tables load on first use), with ``--connections`` idle
 connections open, and with each of those connections having sent one record
 and got its ``OK`` while staying open.  Target (issue 6): under 80 MiB with
 1,000 connections; printed as PASS or MISS, never asserted.
+
+With ``--backend mariadb`` a second part freezes the database (SIGSTOP) for
+``--stall-seconds`` while ``--connections`` new clients each try to send
+``--stall-records`` records of ``--stall-record-bytes`` bytes and read their
+replies, then thaws it (SIGCONT) and lets them finish.  It prints the server's
+VmRSS at each quarter of the stall with what the clients had got through by
+then (into the server or the kernel's socket buffers), the replies (`OK`,
+`ERR 503` for records whose commit attempt timed out during the stall) and
+whether every acknowledged record is in the table.
 """
 
 from __future__ import annotations
@@ -15,10 +27,12 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import selectors
+import signal
 import socket
 import sys
 import time
-from typing import List
+from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -66,6 +80,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="smss memory benchmark")
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--backend", choices=["sqlite", "mariadb"], default="sqlite")
+    parser.add_argument("--stall-records", type=int, default=1000,
+                        help="records each client sends while the database is frozen")
+    parser.add_argument("--stall-record-bytes", type=int, default=80,
+                        help="length of each of those records")
+    parser.add_argument("--stall-seconds", type=float, default=30.0)
     args = parser.parse_args(argv)
     raise_file_limit(args.connections + 256)
     info = harness.machine()
@@ -117,6 +136,9 @@ def main(argv=None) -> int:
         passed = idle_with_connections < TARGET_MIB
         print(f"{'PASS' if passed else 'MISS'}  RSS with {args.connections} idle connections ="
               f" {idle_with_connections:.1f} MiB (target < {TARGET_MIB:.0f} MiB)")
+        if backend.pid is not None:
+            return stalled(server, backend, url, args.connections, args.stall_records,
+                           args.stall_record_bytes, args.stall_seconds)
         return 0
     finally:
         for sock in sockets:
@@ -125,6 +147,118 @@ def main(argv=None) -> int:
             server.stop()
         backend.stop()
         harness.remove(folder)
+
+
+class Writer:
+    """One client of the stalled part: sends its records as fast as the server reads them
+    (non-blocking), half-closes, and reads every reply."""
+
+    def __init__(self, number: int, records: int, record_bytes: int, port: int) -> None:
+        lines = []
+        for i in range(records):
+            head = f"#420608337726;client {number:04} record {i:05}: "
+            lines.append(head + "x" * max(0, record_bytes - len(head) - 1) + "\n")
+        self.payload = "".join(lines).encode()
+        self.sent = 0
+        self.replies = b""
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sock.setblocking(False)
+
+    def send_some(self) -> None:
+        try:
+            self.sent += self.sock.send(self.payload[self.sent:self.sent + 65536])
+        except BlockingIOError:
+            return
+        if self.sent == len(self.payload):
+            self.sock.shutdown(socket.SHUT_WR)
+
+    def read_some(self) -> bool:
+        """False at the end of the replies."""
+        try:
+            chunk = self.sock.recv(65536)
+        except BlockingIOError:
+            return True
+        self.replies += chunk
+        return bool(chunk)
+
+
+def stalled(server, backend, url: str, clients: int, records: int, record_bytes: int,
+            seconds: float) -> int:
+    pid = server.pid
+    before = rss_mib(pid)
+    selector = selectors.DefaultSelector()
+    writers: Dict[socket.socket, Writer] = {}
+    for number in range(clients):
+        writer = Writer(number, records, record_bytes, server.port)
+        writers[writer.sock] = writer
+        selector.register(writer.sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+    everyone = list(writers.values())
+    finished: List[Writer] = []
+    samples = []  # (seconds into the stall, VmRSS MiB, MiB the clients got through)
+    peak = before
+    os.kill(backend.pid, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        marks = [seconds * quarter / 4 for quarter in (1, 2, 3, 4)]
+        while marks:
+            pump(selector, writers, finished, 0.1)
+            elapsed = time.monotonic() - start
+            peak = max(peak, rss_mib(pid))
+            if elapsed >= marks[0]:
+                marks.pop(0)
+                samples.append((elapsed, rss_mib(pid),
+                                sum(w.sent for w in everyone) / 1048576))
+        answered = sum(w.replies.count(b"\n") for w in everyone)
+    finally:
+        os.kill(backend.pid, signal.SIGCONT)
+    while writers:
+        pump(selector, writers, finished, 1.0)
+    replies = [line for w in everyone for line in w.replies.splitlines()]
+    every = all(len(w.replies.splitlines()) == records for w in everyone)
+    ok_ids = {int(line.split()[1]) for line in replies if line.startswith(b"OK ")}
+    counts: Dict[str, int] = {}
+    for line in replies:
+        key = " ".join(line.decode().split()[:2]) if line.startswith(b"ERR") else "OK"
+        counts[key] = counts.get(key, 0) + 1
+    from smss.store.database import connect
+
+    conn = connect(url)
+    stored = {int(row[0]) for row in conn.read().query(
+        "SELECT id FROM msg WHERE text LIKE ?", ("client %",))}
+    conn.close()
+    offered = sum(len(w.payload) for w in everyone)
+    print(f"stalled database: {clients} clients each sending {records} records of"
+          f" {record_bytes} bytes ({offered / 1048576:.1f} MiB in all),"
+          f" database frozen for {seconds:g} s")
+    print(f"  {'VmRSS before the stall':45} {before:7.1f} MiB")
+    for elapsed, rss, through in samples:
+        label = f"VmRSS {elapsed:.0f} s into the stall"
+        print(f"  {label:45} {rss:7.1f} MiB   (clients got {through:.1f} MiB through)")
+    print(f"  {'VmRSS peak during the stall':45} {peak:7.1f} MiB")
+    print(f"  {'VmRSS after the thaw, all answered':45} {rss_mib(pid):7.1f} MiB")
+    print(f"  replies during the stall: {answered}; in all: "
+          + ", ".join(f"{key} {value}" for key, value in sorted(counts.items())))
+    lost = ok_ids - stored
+    print(f"every client got a reply for every record: {'yes' if every else 'NO'}")
+    print(f"every acknowledged record stored: {'yes' if not lost else f'NO, {len(lost)} missing'}"
+          f" ({len(ok_ids)} OK, {len(stored)} rows)")
+    return 0 if not lost and every else 1
+
+
+def pump(selector: selectors.BaseSelector, writers: Dict[socket.socket, Writer],
+         finished: List[Writer], timeout: float) -> None:
+    """Move data for ``timeout`` seconds at most; finished clients go to ``finished``."""
+    for key, events in selector.select(timeout):
+        writer = writers[key.fileobj]
+        if events & selectors.EVENT_WRITE:
+            writer.send_some()
+            if writer.sent == len(writer.payload):
+                selector.modify(writer.sock, selectors.EVENT_READ)
+        if events & selectors.EVENT_READ and not writer.read_some():
+            selector.unregister(writer.sock)
+            del writers[writer.sock]
+            writer.sock.close()
+            finished.append(writer)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import select
 import signal
 import sys
 import threading
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from check_and_send.dispatcher import Dispatcher, Settings
 from check_and_send.hooks import OnReceive
@@ -163,10 +163,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             log.error("cannot take the lock %s: %s", lock.path, exc)
             return EXIT_FAILED
         try:
-            status = run_passes(config, signals)
+            status, stalled = run_passes(config, signals)
         finally:
             lock.release()
-        if status != EXIT_OK or signals.stopping or not _due(config):
+        if status != EXIT_OK or signals.stopping or stalled or not _due(config):
             return status
         log.info("messages arrived while the lock was released; running again")
     return status
@@ -243,19 +243,21 @@ def supervise(lanes: Lanes, signals: Signals) -> None:
         signals.wait(TICK)
 
 
-def run_passes(config: Config, signals: Signals) -> int:
-    """One run under the lock: every lane passes while it has work; the exit status."""
+def run_passes(config: Config, signals: Signals) -> Tuple[int, bool]:
+    """One run under the lock: every lane passes while it has work.  Returns the exit
+    status and whether a lane ended stalled (what is due may wait for a paused
+    transport, so running again at once would do nothing)."""
     try:
         lanes = _lanes(config, signals)
     except SendFailed as exc:
         log.error("%s", exc.reason)
-        return EXIT_OPERATOR if exc.kind == OPERATOR else EXIT_FAILED
+        return (EXIT_OPERATOR if exc.kind == OPERATOR else EXIT_FAILED), False
     lanes.start(Lane.run_once)
     supervise(lanes, signals)
     kind = lanes.exit_kind()
     if kind is None:
-        return EXIT_OK
-    return EXIT_OPERATOR if kind == OPERATOR else EXIT_FAILED
+        return EXIT_OK, lanes.stalled()
+    return (EXIT_OPERATOR if kind == OPERATOR else EXIT_FAILED), False
 
 
 def run_loop(config: Config, lock: PidLock, signals: Signals) -> int:

@@ -158,10 +158,18 @@ class PassReport:
     problem: Optional[str] = None  # why the pass ended early (transport down, PIN ...)
     problem_kind: Optional[str] = None
     new_rcv_ids: List[int] = field(default_factory=list)
+    paused: List[str] = field(default_factory=list)  # transports an operator paused
 
     @property
     def ok(self) -> bool:
         return self.problem is None
+
+    @property
+    def stalled(self) -> bool:
+        """Nothing moved while a transport is paused: messages still due may be waiting
+        for it, so another pass right away would do nothing either."""
+        return bool(self.paused) and not (self.sent or self.failed or self.deferred
+                                          or self.expired)
 
 
 def owner_id(lane: str = "") -> str:
@@ -190,6 +198,7 @@ class Dispatcher:
         self.sleep = sleep
         self.alive = alive  # "still making progress; allow extra_seconds more"
         self.stopping = stopping  # asked to stop: no new message is started
+        transport.stopping = stopping  # and a transport waiting inside a send ends the wait
         self.owner = owner_id(settings.lane)
         with _LIVE_OWNERS_LOCK:
             _LIVE_OWNERS.add(self.owner)
@@ -205,6 +214,7 @@ class Dispatcher:
         #: transport that sends one message at a time then claims one at a time, so a
         #: burst is shared by every transport free at the moment
         self.shares_queue = False
+        self._was_paused = False
 
     # -- the pass
 
@@ -289,6 +299,8 @@ class Dispatcher:
 
     def send_due(self, report: PassReport) -> None:
         while not self.stopping():
+            if self._paused(report):
+                return  # an operator paused this transport: it still receives
             size = self._claim_size()
             batch = queue.claim(self.conn, self.owner, size, self.claim_routes) if size else []
             if not batch:
@@ -308,6 +320,18 @@ class Dispatcher:
                     return  # transport down or needs an operator: the rest stays queued
             if len(batch) < size:
                 return
+
+    def _paused(self, report: PassReport) -> bool:
+        found = transports.paused(self.conn, self.transport.name)
+        if found is not None:
+            report.paused.append(self.transport.name)
+            if not self._was_paused:
+                log.warning("%s is paused (by %s): sending nothing through it", found.name,
+                            found.paused_by)
+        elif self._was_paused:
+            log.info("%s is no longer paused", self.transport.name)
+        self._was_paused = found is not None
+        return found is not None
 
     def _send_windowed(self, batch: List[queue.Claimed], report: PassReport) -> bool:
         """The batch through ``send_many`` (several in flight, SMPP's window); each outcome
@@ -377,6 +401,8 @@ class Dispatcher:
             report.deferred += 1
             log.info("message %d deferred (attempt %d): %s", message.id, attempts, exc.reason)
         if exc.kind in (DOWN, OPERATOR):
+            if self.stopping() and exc.kind == DOWN and not exc.maybe_sent:
+                return False  # the transport gave up a wait because we stop: no failure
             report.problem, report.problem_kind = exc.reason, exc.kind
             log.error("%s: %s; stopping this pass", self.transport.name, exc.reason)
             return False

@@ -14,7 +14,8 @@ Routing lives in ``msg.route``, set when the message was accepted
 when the client pinned a transport (``#phone@NAME;text``): only that one sends it,
 and it waits while NAME is down; ``~NAME`` when a number-prefix rule ([dispatcher]
 routes) prefers it: that transport sends it, and while it is down (it did not
-open, lost its link, needs a PIN, hung) the other lanes claim it too.  Which lanes
+open, lost its link, needs a PIN, hung) or an operator paused it, the other lanes
+claim it too.  Which lanes
 are down is the one thing the lanes share (``Board``); a lane that goes down while
 messages the others may take are due (those, or one it gave back) wakes them.
 
@@ -167,6 +168,7 @@ class Lane:
         self.kick = threading.Event()  # look at the queue (SIGUSR1, a lane went down, stop)
         self.conn: Optional[Connection] = None
         self.problem: Optional[PassReport] = None  # one-shot: why the lane finished early
+        self.last_report: Optional[PassReport] = None
         self.thread: Optional[threading.Thread] = None
         self._timer = threading.Lock()
         self._deadline: Optional[float] = None  # monotonic; None: no pass running
@@ -230,8 +232,9 @@ class Lane:
         log_report(report, self.name)
         if report.problem_kind in (TIMEOUT, ERROR) and self.dispatcher.reopen_in() is None:
             self.dispatcher.went_down()  # the device may hang: open it again, with backoff
-        if report.problem_kind not in (None, DATABASE):
-            self.board.went_down(self)
+        self.last_report = report
+        if report.problem_kind not in (None, DATABASE) or (report.ok and report.paused):
+            self.board.went_down(self)  # (paused: not a problem, but it sends nothing)
         elif report.ok:
             self.board.came_up(self)
         return report
@@ -239,6 +242,11 @@ class Lane:
     def due(self) -> int:
         """Messages due now that this lane may claim."""
         return queue.due_count(self.conn, self.dispatcher.claim_routes)
+
+    def _more_due(self, report: PassReport) -> bool:
+        """Another pass now would send something (not when what is due waits for this
+        lane's transport, paused by an operator)."""
+        return not report.stalled and bool(self.due())
 
     def due_for_others(self) -> int:
         """Messages due now that the other lanes may take while this one is down: those
@@ -290,7 +298,7 @@ class Lane:
                     return
                 if self.stop.is_set():
                     return
-                if self.kick.is_set() or report.received or self.due():
+                if self.kick.is_set() or report.received or self._more_due(report):
                     continue
                 if not self.board.idle(self) or self.stop.is_set():
                     return
@@ -320,9 +328,9 @@ class Lane:
                 if report.problem_kind not in (DATABASE, TIMEOUT, ERROR):
                     failures = 0
                     try:
-                        if report.ok and (report.received or self.due()):
+                        if report.ok and (report.received or self._more_due(report)):
                             continue
-                        self._wait_for_work(poll, report.ok)
+                        self._wait_for_work(poll, report.ok, report.stalled)
                         continue
                     except UNAVAILABLE_ERRORS as exc:
                         log.error("%s: database unavailable: %s", self.name, exc)
@@ -345,19 +353,20 @@ class Lane:
         if not self.stop.is_set():
             self.kick.wait(pause)
 
-    def _wait_for_work(self, poll: float, ok: bool) -> None:
+    def _wait_for_work(self, poll: float, ok: bool, stalled: bool = False) -> None:
         """Until a kick finds messages this lane may claim, its transport announces an SMS,
         its next retry, its transport's re-open time, or ``poll``.  While its transport is
         closed only the re-open time (or a stop) ends the wait: a kick could do nothing
         but open it early.  After a pass that did not end well, messages already due are
         not a reason to run again at once (they may be waiting for a transport that is
-        down)."""
+        down); nor are they while this lane's transport is paused (``stalled``): then
+        only ``poll`` or a kick."""
         wait = poll
         reopen = self.dispatcher.reopen_in()
         if reopen is not None:
             self.stop.wait(min(wait, reopen))
             return
-        next_due = queue.next_due(self.conn, self.dispatcher.claim_routes)
+        next_due = None if stalled else queue.next_due(self.conn, self.dispatcher.claim_routes)
         if next_due is not None:
             until_due = (next_due - utcnow()).total_seconds()
             if ok or until_due > 0:
@@ -439,6 +448,12 @@ class Lanes:
     def running(self) -> bool:
         """Some lane's thread still runs (one given up and stuck does not count)."""
         return any(lane.thread is not None and lane.thread.is_alive() and not lane.abandoned
+                   for lane in self.lanes)
+
+    def stalled(self) -> bool:
+        """A lane's last pass found its transport paused and moved nothing: what is due
+        may be waiting for it, so running again at once would do nothing either."""
+        return any(lane.last_report is not None and lane.last_report.stalled
                    for lane in self.lanes)
 
     def exit_kind(self) -> Optional[str]:

@@ -130,6 +130,13 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ("server", "max_errors_per_connection"): Key(
         _positive_int, "10", "ERR replies before the connection is closed"
     ),
+    ("server", "max_pending_records"): Key(
+        _positive_int, "10000", "records received and waiting for their commit; at the limit"
+        " the server stops reading from clients"
+    ),
+    ("server", "max_pending_bytes"): Key(
+        _positive_int, "4194304", "the same limit in bytes of phone numbers and texts"
+    ),
     ("server", "kick_command"): Key(
         _str, "check_and_send", "dispatcher started after records are committed; empty: none"
     ),
@@ -145,7 +152,16 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ("database", "url"): Key(
         _str, "sqlite:///var/lib/smss/smss.db", "sqlite:///PATH or mysql://user:pass@host/db"
     ),
-    ("database", "connect_timeout"): Key(_float, "10", "seconds to wait for the database"),
+    ("database", "connect_timeout"): Key(
+        _float, "10", "seconds to wait for a connection (SQLite: for a lock)"
+    ),
+    ("database", "read_timeout"): Key(
+        _float, "10", "MySQL: seconds to wait for each answer before the database counts as"
+        " stalled; 0: for ever"
+    ),
+    ("database", "write_timeout"): Key(
+        _float, "10", "MySQL: seconds a write to the database may block; 0: for ever"
+    ),
     ("database", "tls"): Key(
         _choice("auto", "off", "preferred", "verify"), "auto",
         "MySQL over TCP: off, preferred (unverified), verify (certificate and host name);"
@@ -281,10 +297,12 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ("smpp", "response_timeout"): Key(
         _float, "30", "seconds to wait for any response before the link counts as dead"
     ),
-    ("smpp", "reconnect_delay"): Key(_float, "1", "first pause before binding again after a drop"),
+    ("smpp", "reconnect_delay"): Key(
+        _float, "1", "pause before the second bind attempt after a drop (the first is at once)"
+    ),
     ("smpp", "reconnect_max_delay"): Key(_float, "60", "longest pause between bind attempts"),
     ("smpp", "throttle_delay"): Key(
-        _float, "1", "pause after ESME_RTHROTTLED; doubles while the SMSC keeps refusing"
+        _float, "1", "pause after ESME_RTHROTTLED, once per episode; doubles while refused at once"
     ),
     ("smpp", "long_messages"): Key(
         _str, "udh", "long texts as udh (concatenated parts), sar (SAR TLVs) or payload"
@@ -314,17 +332,20 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ),
     ("web", "session_hours"): Key(_float, "12", "hours a login lasts without being used"),
     ("web", "secure_cookies"): Key(
-        _bool, "no", "send the login cookie only over HTTPS (set it behind a TLS proxy)"
+        _bool, "no", "always mark the login cookie Secure (a request that came over HTTPS, "
+        "also through a proxy in trusted_proxies, gets a Secure cookie anyway)"
     ),
     ("web", "trusted_proxies"): Key(
-        _list, "", "proxy addresses whose X-Forwarded-For and -Proto are believed"
+        _list, "", "proxy addresses whose X-Forwarded-For and -Proto are believed (HTTPS "
+        "through them: Secure cookies and Strict-Transport-Security)"
     ),
     ("web", "page_size"): Key(_positive_int, "50", "rows per page"),
     ("web", "timezone"): Key(
         _str, "", "time zone of the times shown (`Europe/Prague`); empty: the server's"
     ),
     ("web", "max_login_failures"): Key(
-        _positive_int, "10", "failed logins from one address in 15 minutes before it must wait"
+        _positive_int, "10", "failed logins from one address, or for one user name, in 15 "
+        "minutes before it must wait (a try counts before its password is checked)"
     ),
     ("web", "metrics_allow"): Key(
         _networks, "127.0.0.0/8, ::1",

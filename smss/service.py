@@ -81,13 +81,8 @@ async def _serve(config: Config, sockets: List[socket.socket],
     env = {"SMSS_CONFIG": config.path} if config.path else None
     kicker = Kicker(config.get("server", "kick_command"), env=env,
                     dispatcher_lock=config.get("dispatcher", "lockfile"))
-    committer = Committer(
-        config.get("database", "url"),
-        config.get("database", "connect_timeout"),
-        on_commit=lambda count: loop.call_soon_threadsafe(kicker.kick),
-        tls=config.get("database", "tls"),
-        tls_ca=config.get("database", "tls_ca"),
-    )
+    committer = Committer.from_config(
+        config, on_commit=lambda count: loop.call_soon_threadsafe(kicker.kick))
     committer.start()
     server = SpoolServer(
         committer,

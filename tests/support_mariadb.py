@@ -2,17 +2,21 @@
 
 Needs Debian's ``mariadb-server`` (``mariadbd`` and ``mariadb-install-db``);
 no system server, root password or network is touched.  ``stop``/``start``
-restart it on the same data (the chaos test does that mid-run).
+restart it on the same data (the chaos test does that mid-run); ``freeze`` and
+``thaw`` stop and continue the process (SIGSTOP/SIGCONT): a database that stops
+answering without closing anything, as a hung host or a full disk makes it.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import pymysql
 
@@ -82,6 +86,8 @@ class MariaDB:
     def stop(self, kill: bool = False) -> None:
         if self.process is None:
             return
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)  # a frozen server cannot stop
         if kill:
             self.process.kill()
         else:
@@ -92,6 +98,25 @@ class MariaDB:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+    def freeze(self) -> None:
+        """Stop the server process (SIGSTOP): connections stay open and nothing answers."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Let a frozen server run on (SIGCONT)."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Frozen for the block; thawed again whatever happens in it."""
+        self.freeze()
+        try:
+            yield
+        finally:
+            self.thaw()
 
     def create_database(self, name: Optional[str] = None) -> str:
         """A new empty database; returns its smss URL."""

@@ -4,7 +4,8 @@ both on 127.0.0.1, answering like seed 004's TG.
     with running_yeastar(ports=4) as tg:
         tg.url, tg.ami_address, tg.receive(1, "+420777", "Ahoj"), tg.sent, tg.drop()
 
-What it speaks (seed 004):
+What it speaks (seed 004, and a TG200's AMI traffic as a Go client logged it:
+github.com/gebv/yeastar-tg-sms, api/README.md):
 
 - WebCGI ``/cgi/WebCGI?1500101=account=A&password=P&port=1&destination=N&content=T``
   answers ``Response: Success`` / ``Message: Commit successfully!``; ``1500102`` (USSD,
@@ -16,10 +17,17 @@ What it speaks (seed 004):
   ``gsm send sms <span> <number> "<text>" [<id>]`` and ``gsm send ussd <span> "<code>"``
   answered as ``Response: Follows`` with the output in LF-ended lines and
   ``--END COMMAND--`` (Asterisk 1.4 style); a USSD answer is a ``USSD Message: <UCS2 hex>``
-  line.  Events go to every logged-in session with events on: ``ReceivedSMS`` (GsmSpan
-  = port + 1, Content URL-encoded UTF-8 with a BOM, Index/Total for each part, ending
-  with ``--END SMS EVENT--``) and, for a send with an id, ``UpdateSMSSend`` with that
-  ``ID`` and ``Status`` 1 (delivered) or 0.
+  line.  The ``<text>`` of ``gsm send sms`` is URL-decoded as a form value (``+`` and
+  ``%20`` are spaces, ``%XX`` a byte of UTF-8): the traced Go client sends
+  ``url.QueryEscape`` output (``"Test+message"``), a Node.js connector
+  ``encodeURIComponent``, a PHP client ``urlencode``; the USSD code is not decoded (the
+  trace shows ``AT+CUSD=1,"*100%23"`` for a code sent as ``*100%23``).  Events go to every
+  logged-in session with events on: ``ReceivedSMS`` (GsmSpan = port + 1; ``Content``
+  form-encoded UTF-8, a space as ``+``, each part with a byte-order mark; a single message
+  ``Index: 0`` of ``Total: 1`` with an empty ``ID``, the parts of a long one ``Index`` 1..N
+  with one numeric ``ID``; ending with ``--END SMS EVENT--``) and, for a send with an id,
+  ``UpdateSMSSend`` with that ``ID`` and ``Status`` 1 (delivered) or 0.  ``receive`` can
+  also write the older forms (seed 004: ``Index: 1`` of 1, ``%20``; no byte-order mark).
 
 - ``gsm show spans`` and ``gsm show <span>`` (Yeastar's support article "How to Use TG
   SMS API", "Check port status" / "Check specific port information"; the detail lines as
@@ -52,7 +60,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, Iterator, List, Optional
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote_plus, urlsplit
 
 BANNER = b"Asterisk Call Manager/1.1\r\n"
 
@@ -191,19 +199,24 @@ class YeastarSim:
 
     def receive(self, port: int, sender: str, text: str, parts: int = 1,
                 recvtime: str = "2016-07-15 17:49:55", smsc: str = "+79997456321",
-                bom: bool = True, order: Optional[List[int]] = None) -> int:
+                bom: bool = True, order: Optional[List[int]] = None, space: str = "+",
+                single_index: int = 0, sms_id: str = "244") -> int:
         """An SMS arriving on GSM ``port`` (``parts`` events); returns how many sessions
-        heard it (0: it is only in the web inbox)."""
+        heard it (0: it is only in the web inbox).  By default as the trace shows it
+        (a space as ``+``, a BOM, a single message as ``Index: 0``); ``space="%20"`` and
+        ``single_index=1`` give seed 004's forms."""
         size = -(-len(text) // parts) if text else 0
         chunks = [text[i * size:(i + 1) * size] for i in range(parts)]
         heard = 0
         for index in order or range(1, parts + 1):
-            content = quote((("\ufeff" if bom else "") + chunks[index - 1]).encode("utf-8"),
-                            safe="")
-            heard = self.event("Event: ReceivedSMS", "Privilege: all,smscommand", "ID: ",
-                               f"GsmSpan: {port + 1}", f"Sender: {sender}",
-                               f"Recvtime: {recvtime}", f"Index: {index}", f"Total: {parts}",
-                               f"Smsc: {smsc}", f"Content: {content}", "--END SMS EVENT--")
+            data = (("\ufeff" if bom else "") + chunks[index - 1]).encode("utf-8")
+            content = quote_plus(data, safe="") if space == "+" else quote(data, safe="")
+            heard = self.event("Event: ReceivedSMS", "Privilege: all,smscommand",
+                               f"ID: {sms_id if parts > 1 else ''}", f"GsmSpan: {port + 1}",
+                               f"Sender: {sender}", f"Recvtime: {recvtime}",
+                               f"Index: {index if parts > 1 else single_index}",
+                               f"Total: {parts}", f"Smsc: {smsc}", f"Content: {content}",
+                               "--END SMS EVENT--")
         if not heard:
             self.web_inbox.append((port, sender, text))
         return heard
@@ -343,7 +356,7 @@ class YeastarSim:
                 return [f"GSM span {args[3]} does not exist"]
             sms_id = args[6] if len(args) == 7 else ""
             with self._lock:
-                self.sent.append(Sent("ami", span - 1, args[4], args[5], sms_id))
+                self.sent.append(Sent("ami", span - 1, args[4], unquote_plus(args[5]), sms_id))
             if sms_id:
                 timer = threading.Timer(self.report_seconds, self.report,
                                         (sms_id, 1 if self.delivered else 0))

@@ -59,6 +59,15 @@ def test_memory_with_a_few_connections():
     assert re.search(rf"^(PASS|MISS)  RSS with 50 idle connections = {NUMBER} MiB", out, re.M)
 
 
+def test_memory_with_a_stalled_database(mariadb):
+    out = run([os.path.join(BENCH, "memory.py"), "--backend", "mariadb", "--connections", "20",
+               "--stall-records", "50", "--stall-seconds", "2"])
+    assert re.search(rf"VmRSS 2 s into the stall +{NUMBER} MiB", out), out
+    assert "every client got a reply for every record: yes" in out, out
+    assert re.search(r"^every acknowledged record stored: yes \(1000 OK, 1000 rows\)", out,
+                     re.M), out
+
+
 def test_atheris_runs_each_target_briefly(tmp_path):
     module("atheris", "pip install atheris")
     out = run([os.path.join(BENCH, "fuzz_atheris.py"), "--seconds", "1",
@@ -66,3 +75,25 @@ def test_atheris_runs_each_target_briefly(tmp_path):
     for target in ("protocol", "atparse", "pdu"):
         assert re.search(rf"^{target} +ok: {NUMBER} inputs", out, re.M), out
     assert not [name for name in os.listdir(tmp_path) if name.startswith(("crash", "timeout"))]
+
+
+def test_smpp_against_a_throttling_and_a_dropping_smsc(tmp_path):
+    from support_smsc import require_node
+
+    require_node()
+    report = tmp_path / "smpp.json"
+    out = run([os.path.join(BENCH, "smpp.py"), "--throttled", "--drops", "--messages", "10",
+               "--json", str(report)])
+    for smsc in ("5 submit_sm/s", "5 submit_sm/s, 20% ESME_RSYSERR", "drops every 8th PDU"):
+        assert re.search(rf"^{re.escape(smsc)} +10 +{NUMBER} ", out, re.M), out
+    rows = json.loads(report.read_text())["rows"]
+    assert len(rows) == 3 and all(row["seconds"] > 0 for row in rows)
+
+
+def test_charts_with_a_few_thousand_rows(mariadb):
+    out = run([os.path.join(BENCH, "charts.py"), "--rows", "3000", "--repeat", "1",
+               "--mysql-url", mariadb.create_database()])
+    for backend in ("sqlite", "mariadb"):
+        for days in (365, 30):
+            assert re.search(rf"^{backend} +3,000 +{days} days +{NUMBER} +{NUMBER} +{NUMBER}"
+                             rf" +{NUMBER} +{NUMBER}$", out, re.M), out

@@ -140,3 +140,87 @@ def test_any_send_answer_parses_or_is_a_clear_error(text):
     except GoipAnswerError:
         return
     assert isinstance(result, (Accepted, Refused))
+
+
+# -- hostile answers: every parser here reads what a device (or whatever answers in its
+# place) sent, so each must take time linear in the answer.  The deadline below is a
+# safety net, not a speed claim (bench/ measures speed): a linear parse of these pages
+# takes milliseconds, a quadratic one minutes.
+
+HOSTILE_SIZE = goip.MAX_STATUS_BYTES - 64
+DEADLINE = 20.0
+
+
+def _parse_quietly(parse, body) -> None:
+    try:
+        parse(body)
+    except GoipAnswerError:
+        pass
+
+
+def finishes(parse, body) -> None:
+    """``parse(body)`` returns or raises GoipAnswerError before DEADLINE seconds (in a
+    child process: a regular expression holds the GIL, so a thread could not be timed)."""
+    import multiprocessing
+
+    child = multiprocessing.get_context("fork").Process(target=_parse_quietly,
+                                                        args=(parse, body), daemon=True)
+    child.start()
+    child.join(DEADLINE)
+    busy = child.is_alive()
+    if busy:
+        child.kill()
+        child.join()
+    assert not busy, f"{parse.__name__} still busy after {DEADLINE:g}s on {len(body)} bytes"
+    assert child.exitcode == 0, f"{parse.__name__} raised something else than GoipAnswerError"
+
+
+def _fill(head: str, unit: str, tail: str = "") -> str:
+    return head + unit * ((HOSTILE_SIZE - len(head) - len(tail)) // len(unit)) + tail
+
+
+@pytest.mark.parametrize("page", [
+    _fill("<send-sms-status>", "<id1>x"),  # openers never closed: the reported case
+    _fill("<send-sms-status>", "<"),
+    _fill("<send-sms-status><id1>", "< "),
+    _fill("<send-sms-status><id1", " "),
+    _fill("<send-sms-status><", " /", "id1>"),
+    _fill("<send-sms-status>" + "".join(f"<id{n}><status{n}>" for n in range(1, 1000)), "x",
+          "".join(f"</id{n}></status{n}>" for n in range(1, 1000))),  # 2,000 elements overlap
+], ids=["unclosed", "angles", "open-then-angles", "spaces-in-a-tag", "slashes",
+        "overlapping"])
+def test_a_hostile_status_page_is_read_in_linear_time(page):
+    finishes(parse_status, page)
+    finishes(parse_status, page.encode("utf-8"))
+
+
+def test_a_status_page_larger_than_the_bound_is_refused_unread():
+    page = _fill("<send-sms-status><id1>1</id1><status1>DONE</status1>", " ") + " " * 128
+    with pytest.raises(GoipAnswerError, match="larger than"):
+        parse_status(page)
+
+
+@pytest.mark.parametrize("answer", [
+    _fill("Sending, L1 Send SMS to ", " ", "x"),
+    _fill("Sending, L1 Send SMS to ", ":", "x"),
+    _fill("Sending, L1 Send SMS to 1", " ", "; ID: x"),
+    _fill("ERROR", " ", "x"),
+    _fill("ERROR,", ", ", "x"),
+])
+def test_a_hostile_send_answer_is_read_in_linear_time(answer):
+    finishes(parse_send_answer, answer)
+
+
+@pytest.mark.parametrize("answer", [_fill("", "<"), _fill("ERROR", " ", "<x"),
+                                    _fill("<", "a")])
+def test_a_hostile_form_answer_is_read_in_linear_time(answer):
+    finishes(goip.parse_form_answer, answer)
+
+
+def test_the_elements_of_a_page_are_found_however_they_nest_or_repeat():
+    page = ("<send-sms-status><id1>a<b>c</b></id1><id1>second</id1><status1>DONE"
+            "<status2>ERRORDONE</status2></status1><error1>x < y</error1><error2>"
+            "</send-sms-status>")
+    lines = parse_status(page)
+    assert lines[1] == LineStatus(1, "ac", "DONEERRORDONE", "x < y")  # first of each wins
+    assert lines[2] == LineStatus(2, "", "ERRORDONE", "")  # <error2> never closed

@@ -96,6 +96,22 @@ def test_messages_in_a_row_never_overlap_on_one_line(goip, tmp_path):
     assert [job.text for job in goip.sent] == [f"message {n}" for n in range(4)]
 
 
+def test_a_stop_request_ends_the_wait_for_a_busy_line(goip, tmp_path):
+    stop = threading.Event()
+    outcomes = []
+    with opened(goip, tmp_path, busy_timeout="600") as transport:
+        transport.stopping = stop.is_set
+        goip.occupy(1, 600.0)
+        worker = threading.Thread(target=lambda: outcomes.extend(transport.send_many(
+            [(n, PHONE, f"m{n}") for n in range(2)])))
+        worker.start()
+        stop.set()
+        worker.join(30)
+        assert not worker.is_alive()
+        assert "stopped before it was sent" in failure(lambda: transport.send(PHONE, "x")).reason
+    assert outcomes == [] and goip.accepted == []  # nothing sent: nothing yielded
+
+
 def test_without_waiting_the_simulator_would_lose_the_message(goip, tmp_path):
     """The check that the test above relies on: a job handed to a busy line is lost."""
     goip.occupy(1, 5.0)
@@ -247,3 +263,23 @@ def test_ussd_waits_for_a_busy_line_and_times_out(goip, tmp_path):
         goip.set_fault("stuck")
         problem = failure(lambda: transport.ussd("*100#", 0.3))
     assert problem.kind == TEMPORARY and "no USSD answer" in problem.reason
+
+
+def test_transliteration_goes_as_the_parts_were_counted(goip, tmp_path):
+    """[messages] transliterate = yes: the GoIP gets the plain letters, and the parts are
+    the ones smss.spooler.validate stored in msg (and the web form's counter showed)."""
+    from smss.spooler.protocol import Record
+    from smss.spooler.validate import Rules, check
+
+    config = config_for(goip, tmp_path).with_overrides(messages={"transliterate": "yes"})
+    text = "Příliš žluťoučký kůň úpěl ďábelské ódy. " * 3  # 120 characters: 2 UCS2 SMS
+    counted = check(Record(PHONE, text), Rules.from_config(config)).parts
+    transport = transports.from_config(config)
+    transport.open()
+    try:
+        sent = transport.send(PHONE, text)
+    finally:
+        transport.close()
+    [job] = goip.sent
+    assert job.text == "Prilis zlutoucky kun upel dabelské ody. " * 3  # é is GSM-7
+    assert sent.parts == counted == 1

@@ -1,9 +1,13 @@
 """The SMPP transport against node-smpp acting as the SMSC (tests/smsc/smsc.js): binds,
-submits, windowing, throttling, errors, receipts, mobile-originated messages, enquire_link,
-unbind and dropped connections."""
+submits, windowing, throttling (one pause per episode, a rate learned from a per-second
+limit), errors, receipts in every text form, mobile-originated messages, enquire_link,
+unbind, dropped connections (bound again within the batch), submits that never reached
+the socket, and a stop request during a throttle pause."""
 
 from __future__ import annotations
 
+import collections
+import logging
 import threading
 import time
 from contextlib import contextmanager
@@ -53,13 +57,22 @@ def opened(smsc: Smsc, tmp_path, **overrides) -> Iterator[SmppTransport]:
 
 
 def until(condition, timeout: float = 10.0):
-    """Poll ``condition`` until it is true (a safety net, not a timing assertion)."""
+    """Poll ``condition`` until it is true and return its value; fail the test when it is
+    not within ``timeout`` (a safety net, not a timing assertion)."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
-        if value or time.monotonic() > deadline:
+        if value:
             return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout:g}s: {condition}")
         time.sleep(0.01)
+
+
+def failure(call) -> SendFailed:
+    with pytest.raises(SendFailed) as caught:
+        call()
+    return caught.value
 
 
 def fetch_until(transport: SmppTransport, count: int, kind: str = "messages"):
@@ -142,6 +155,31 @@ def test_gsm7_ucs2_and_an_alphanumeric_sender(smsc, tmp_path):
     assert gsm.references == (first["message_id"].lower(),)
 
 
+def test_transliteration_goes_as_the_parts_were_counted(smsc, tmp_path):
+    """[messages] transliterate = yes: the SMSC gets GSM-7 plain letters, in the parts
+    smss.spooler.validate stored in msg (and the web form's counter showed)."""
+    from smss import transports
+    from smss.config import parse_text
+    from smss.spooler.protocol import Record
+    from smss.spooler.validate import Rules, check
+
+    config = parse_text(f"[dispatcher]\ntransport = smpp\nlockfile = {tmp_path}/lock\n"
+                        f"[messages]\ntransliterate = yes\n"
+                        f"[smpp]\nurl = {smsc.url}\nspool = {tmp_path}/inbox\n")
+    text = "Příliš žluťoučký kůň úpěl ďábelské ódy. " * 3  # 120 characters: 2 UCS2 SMS
+    counted = check(Record(PHONE, text), Rules.from_config(config)).parts
+    transport = transports.from_config(config)
+    transport.open()
+    try:
+        sent = transport.send(PHONE, text)
+    finally:
+        transport.close()
+    [submit] = smsc.wait_events("submit_sm", 1)
+    assert (submit["data_coding"], submit["text"]) == (
+        0, "Prilis zlutoucky kun upel dabelské ody. " * 3)  # é is GSM-7
+    assert sent.parts == counted == 1 and sent.encoding == "gsm7"
+
+
 @pytest.mark.parametrize("mode", ["udh", "sar", "payload"])
 def test_long_messages(smsc, tmp_path, mode):
     text = "Dlouhá zpráva: " + "ěščřžýáíé " * 20
@@ -202,6 +240,97 @@ def test_throttled_for_too_long_is_temporary(smsc, tmp_path):
     assert caught.value.kind == TEMPORARY and not caught.value.maybe_sent
 
 
+def taken_texts(smsc, count: int) -> collections.Counter:
+    """How often the SMSC took each text, once it reported ``count`` taken submit_sm (its
+    reports on stdout may lag behind its answers on the socket)."""
+    smsc.wait_event("submit_sm", lambda e: e["status"] == 0, count=count)
+    return collections.Counter(e["text"] for e in smsc.events("submit_sm") if e["status"] == 0)
+
+
+def pauses(caplog) -> list:
+    """The throttle pauses the transport logged, in seconds."""
+    import re
+
+    return [float(m.group(1)) for m in (re.search(r"throttled by the SMSC; pausing ([\d.]+)s",
+                                                  r.getMessage()) for r in caplog.records) if m]
+
+
+def test_one_throttle_episode_pauses_once(smsc, tmp_path, caplog):
+    """Five submits in flight are all refused: one pause, not five doubling ones (Kannel
+    pauses one second after ESME_RTHROTTLED and goes on, gw/smsc/smsc_smpp.c)."""
+    caplog.set_level(logging.INFO, "smss.transports.smpp")
+    smsc.set(throttle=5, respDelayMs=20)
+    items = [(n, PHONE, f"m{n}") for n in range(5)]
+    with opened(smsc, tmp_path, window=5, throttle_delay=0.2) as transport:
+        outcomes = dict(transport.send_many(items))
+    assert all(isinstance(o, Sent) for o in outcomes.values()) and len(outcomes) == 5
+    assert pauses(caplog) == [0.2]
+    assert taken_texts(smsc, 5) == {f"m{n}": 1 for n in range(5)}
+
+
+def test_the_pause_grows_only_while_throttling_repeats_after_resuming(smsc, tmp_path, caplog):
+    caplog.set_level(logging.INFO, "smss.transports.smpp")
+    smsc.set(throttle=7, respDelayMs=20)  # the five in flight, then two of the next round
+    with opened(smsc, tmp_path, window=5, throttle_delay=0.2) as transport:
+        first = dict(transport.send_many([(n, PHONE, f"m{n}") for n in range(5)]))
+        assert pauses(caplog) == [0.2, 0.4]  # nothing taken in between: doubled
+        smsc.set(throttle=1)
+        second = dict(transport.send_many([(5, PHONE, "m5")]))
+    assert pauses(caplog) == [0.2, 0.4, 0.2]  # the SMSC took some since: back to the start
+    assert all(isinstance(o, Sent) for o in [*first.values(), *second.values()])
+
+
+@pytest.mark.parametrize("error_share", [0, 0.2])
+def test_a_per_second_limit_is_learned_not_fought(smsc, tmp_path, caplog, error_share):
+    """An SMSC that takes 5 submit_sm a second and throttles the rest (an account's TPS
+    limit; Jasmin's smpps_throughput), a fifth of them answered ESME_RSYSERR: every
+    message reaches it once, the pause never doubles (sending resumed each time and the
+    SMSC took some), and there are few pauses: the rate is learned.  How long it takes
+    is printed by bench/smpp.py --throttled."""
+    caplog.set_level(logging.INFO, "smss.transports.smpp")
+    smsc.set(rate=5, errorShare=error_share)
+    items = [(n, PHONE, f"m{n:02}") for n in range(20)]
+    with opened(smsc, tmp_path, window=10, throttle_delay=1.0) as transport:
+        outcomes = dict(transport.send_many(items))
+        learned = transport.pacer.rate
+    assert sorted(outcomes) == list(range(20))
+    taken = taken_texts(smsc, sum(isinstance(o, Sent) for o in outcomes.values()))
+    if error_share:
+        smsc.wait_event("submit_sm", lambda e: e["status"] == p.ESME_RSYSERR,
+                        count=sum(not isinstance(o, Sent) for o in outcomes.values()))
+    refused = collections.Counter(e["text"] for e in smsc.events("submit_sm")
+                                  if e["status"] == p.ESME_RSYSERR)
+    for key, outcome in outcomes.items():
+        text = f"m{key:02}"
+        if isinstance(outcome, Sent):
+            assert taken[text] == 1 and not refused[text]
+        else:  # ESME_RSYSERR: the dispatcher retries it later
+            assert outcome.kind == TEMPORARY and not outcome.maybe_sent
+            assert refused[text] == 1 and not taken[text]
+    assert sum(refused.values()) == round(20 * error_share)
+    # a pause per episode, never doubled, and few episodes: the rate was learned (a
+    # window of 10 against 5 a second without it throttles every second)
+    assert set(pauses(caplog)) == {1.0} and 1 <= len(pauses(caplog)) <= 3
+    assert learned is not None
+
+
+def test_a_stop_request_ends_a_throttle_pause(smsc, tmp_path):
+    smsc.set(throttle=1)
+    stop = threading.Event()
+    outcomes = []
+    with opened(smsc, tmp_path, window=1, throttle_delay=600.0) as transport:
+        transport.stopping = stop.is_set
+        worker = threading.Thread(target=lambda: outcomes.extend(transport.send_many(
+            [(n, PHONE, f"m{n}") for n in range(3)])))
+        worker.start()
+        smsc.wait_event("submit_sm")  # refused: a 600 s pause begins
+        stop.set()
+        worker.join(30)
+        assert not worker.is_alive()
+    assert outcomes == []  # nothing was taken: every message stays queued, no attempt
+    assert len(smsc.events("submit_sm")) == 1
+
+
 @pytest.mark.parametrize("status, kind", [
     (p.ESME_RINVDSTADR, PERMANENT), (p.ESME_RSYSERR, TEMPORARY), (p.ESME_RMSGQFUL, TEMPORARY),
     (p.ESME_RINVSRCADR, OPERATOR), (0x0401, TEMPORARY),
@@ -245,24 +374,101 @@ def test_response_timeout_is_maybe_sent_and_the_next_send_binds_again(smsc, tmp_
     with opened(smsc, tmp_path, response_timeout=0.5) as transport:
         with pytest.raises(SendFailed) as caught:
             transport.send(PHONE, "into the void")
-        assert caught.value.kind == DOWN and caught.value.maybe_sent
+        assert caught.value.kind == TEMPORARY and caught.value.maybe_sent
+        assert "no submit_sm_resp" in caught.value.reason
         sent = transport.send(PHONE, "again")
     assert len(smsc.wait_events("bind", 2)) == 2
     assert sent.references == (smsc.wait_events("submit_sm", 2)[-1]["message_id"].lower(),)
 
 
-def test_drop_with_submits_in_flight(smsc, tmp_path):
-    smsc.set(respDelayMs=3000)
+def test_drop_with_submits_in_flight_binds_again_and_goes_on(smsc, tmp_path):
+    smsc.set(respDelayMs=1500)
     items = [(n, PHONE, f"m{n}") for n in range(4)]
     with opened(smsc, tmp_path, window=2) as transport:
         threading.Thread(target=lambda: (smsc.wait_event("submit_sm", count=2),
                                          smsc.command("drop"))).start()
         outcomes = list(transport.send_many(items))
-    assert [key for key, _ in outcomes] == [0, 1]  # 2 and 3 were never submitted
-    (_, first), (_, last) = outcomes
-    assert first.kind == TEMPORARY and first.maybe_sent
-    assert last.kind == DOWN and last.maybe_sent
+    (k0, first), (k1, second), *rest = outcomes
+    assert {k0, k1} == {0, 1}  # in flight when the link went: they may have been sent
+    assert all(o.kind == TEMPORARY and o.maybe_sent for o in (first, second))
+    assert [key for key, _ in rest] == [2, 3] and all(isinstance(o, Sent) for _, o in rest)
+    assert len(smsc.wait_events("bind", 2)) == 2  # bound again at once, in the batch
+    assert [e["text"] for e in smsc.wait_events("submit_sm", 4)] == ["m0", "m1", "m2", "m3"]
+
+
+def test_drop_with_the_rebind_refused_ends_the_batch(smsc, tmp_path):
+    smsc.set(respDelayMs=1500)
+    items = [(n, PHONE, f"m{n}") for n in range(4)]
+    with opened(smsc, tmp_path, window=2) as transport:
+        def drop():
+            smsc.wait_event("submit_sm", count=2)
+            smsc.set(bindStatus=p.ESME_RSYSERR)  # the SMSC takes no session now
+            smsc.command("drop")
+
+        threading.Thread(target=drop).start()
+        outcomes = list(transport.send_many(items))
+        assert "next attempt in" in failure(lambda: transport.send(PHONE, "x")).reason
+    *in_flight, (last_key, last) = outcomes
+    assert sorted(key for key, _ in in_flight) == [0, 1]
+    assert all(o.kind == TEMPORARY and o.maybe_sent for _, o in in_flight)
+    assert last_key == 2 and last.kind == DOWN and not last.maybe_sent  # 3: never yielded
+    assert "ESME_RSYSERR" in last.reason
     assert len(smsc.wait_events("submit_sm", 2)) == 2
+
+
+def test_drop_every_eighth_pdu_each_message_taken_at_most_once(smsc, tmp_path):
+    """dropEvery: the SMSC cuts the connection instead of processing every 8th PDU it
+    reads, so it never takes that submit_sm; what was in flight may have gone."""
+    smsc.set(dropEvery=8)
+    items = [(n, PHONE, f"m{n:02}") for n in range(20)]
+    with opened(smsc, tmp_path, window=10) as transport:
+        outcomes = dict(transport.send_many(items))
+    assert sorted(outcomes) == list(range(20))  # no DOWN: every drop was bound over
+    taken = taken_texts(smsc, sum(isinstance(o, Sent) for o in outcomes.values()))
+    for key, outcome in outcomes.items():
+        if isinstance(outcome, Sent):
+            assert taken[f"m{key:02}"] == 1 and outcome.references
+        else:
+            assert outcome.kind == TEMPORARY and outcome.maybe_sent
+            assert taken[f"m{key:02}"] == 0  # cut before the SMSC took it
+    drops = smsc.events("drop")
+    # bound again after each drop that left something to send (a last drop that only
+    # cut answers leaves the binding to the next send or fetch)
+    assert drops and len(drops) <= len(smsc.wait_events("bind", len(drops))) <= len(drops) + 1
+
+
+def test_a_submit_that_never_reached_the_socket_is_submitted_again(smsc, tmp_path):
+    """An SMSC that hangs reads nothing: what we write piles up in the TCP buffers, and
+    the rest of the window stays in our own.  When the link goes, the submits that were
+    written may have gone (an attempt); the ones still in our buffer cannot have, and go
+    again after the new bind, costing nothing."""
+    smsc.set(stopReading=True)
+    text = "x" * 15000  # message_payload: 15 kB per submit_sm (node-smpp takes 16 kB PDUs)
+    count = 800  # 12 MB: loopback TCP buffers took 4 MB here (Linux's tcp_wmem maximum)
+    items = [(n, PHONE, f"{n:04}{text}") for n in range(count)]
+    with opened(smsc, tmp_path, window=count, long_messages="payload",
+                response_timeout=60.0) as transport:
+        link = transport._links["transceiver"]
+        threading.Thread(target=lambda: (smsc.wait_event("stopped_reading"),
+                                         until(lambda: _stalled(link), 60),
+                                         smsc.command("drop"))).start()
+        outcomes = dict(transport.send_many(items))
+    sent = [key for key, o in outcomes.items() if isinstance(o, Sent)]
+    maybe = [key for key, o in outcomes.items() if not isinstance(o, Sent)]
+    assert sorted(sent + maybe) == list(range(count))
+    assert all(outcomes[key].kind == TEMPORARY and outcomes[key].maybe_sent for key in maybe)
+    assert sent and maybe  # both kinds: written (maybe sent) and never written (sent now)
+    smsc.wait_event("submit_sm", count=len(sent))  # its reports may lag behind its answers
+    taken = collections.Counter(e["payload_text"][:4] for e in smsc.events("submit_sm"))
+    assert all(taken[f"{key:04}"] == 1 for key in sent)
+    assert all(taken[f"{key:04}"] == 0 for key in maybe)
+
+
+def _stalled(link) -> bool:
+    """The peer stopped reading: our write buffer is not draining."""
+    before = link._flushed
+    time.sleep(0.5)
+    return link._flushed == before and len(link._wbuf) > 0
 
 
 def test_drop_while_idle_then_send_binds_again(smsc, tmp_path):
@@ -295,6 +501,18 @@ def test_receipts_match_whatever_form_the_id_takes(smsc, tmp_path, id_format, te
     sent, report = sent_and_report(smsc, tmp_path)
     assert report.reference == sent.references[0]
     assert (report.delivered, report.status_code, report.recipient) == (True, 2, PHONE)
+
+
+@pytest.mark.parametrize("form", ["spec", "dlvr", "upper", "seconds", "minimal"])
+@pytest.mark.parametrize("id_format, text_id", [("hex0", "same"), ("dec0", "dec0")])
+def test_receipt_texts_in_every_form_without_tlvs(smsc, tmp_path, form, id_format, text_id):
+    """The receipt text alone names the message and its state, in SMPP 3.4 Appendix B's
+    form and the variants SMSCs write (tests/smsc/smsc.js receiptFor)."""
+    smsc.set(receipts="after", idFormat=id_format, receiptTextId=text_id, receiptTlv=False,
+             receiptForm=form, receiptStat="UNDELIV")
+    sent, report = sent_and_report(smsc, tmp_path)
+    assert report.reference == sent.references[0]
+    assert (report.delivered, report.status_code) == (False, 5)
 
 
 def test_configured_receipt_id_format(smsc, tmp_path):
@@ -432,3 +650,12 @@ def test_smsc_unbind_then_bind_again(smsc, tmp_path):
         until(lambda: "down" in transport.state().registration)
         transport.send(PHONE, "rebound")
     assert len(smsc.wait_events("bind", 2)) == 2
+
+
+def test_reopen_delay_is_at_once_then_reconnect_delay_doubling_to_the_maximum(tmp_path):
+    """What check_and_send --loop waits before opening the transport again after the
+    ``failures``-th failure in a row (Transport.reopen_delay)."""
+    transport = SmppTransport(SmppSettings(host="127.0.0.1", system_id="smss",
+                                           spool=str(tmp_path / "inbox"), reconnect_delay=0.5,
+                                           reconnect_max_delay=3.0))
+    assert [transport.reopen_delay(n) for n in range(1, 7)] == [0.0, 0.5, 1.0, 2.0, 3.0, 3.0]

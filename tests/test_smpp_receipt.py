@@ -55,6 +55,57 @@ def test_states(stat, delivered):
     assert r.parse(receipt_pdu(f"id:1 stat:{stat}"), f"id:1 stat:{stat}").delivered is delivered
 
 
+# Receipt texts without the receipted_message_id / message_state TLVs.  The form is SMPP
+# 3.4 Appendix B ("id:IIIIIIIIII sub:SSS dlvrd:DDD submit date:YYMMDDhhmm done
+# date:YYMMDDhhmm stat:DDDDDDD err:E Text: . . ."); the appendix itself calls it vendor
+# specific, so the variants below are what maintained clients accept: Cloudhopper's
+# DeliveryReceipt reads the fields in any order and case, with 10-, 12- or 14-digit dates;
+# Kannel (gw/smsc/smsc_smpp.c) reads id:, stat: and err: wherever they stand; "dlvr:"
+# and "submit_date:" are spellings SMSCs use for the same fields.
+VARIANTS = [
+    ("id:0123456789 sub:001 dlvrd:001 submit date:0610191018 done date:0610191018 "
+     "stat:DELIVRD err:000 Text:Hello world", "0123456789", r.DELIVERED, "000"),  # Appendix B
+    ("id:0000A1B2C3 sub:001 dlvr:001 submit date:2401011200 done date:2401011201 "
+     "stat:DELIVRD err:000 text:", "0000A1B2C3", r.DELIVERED, "000"),  # dlvr:, hex id
+    ("id:000000123456 sub:001 dlvrd:000 submit date:240101120000 done date:240101120100 "
+     "stat:UNDELIV err:001 text:abc", "000000123456", r.UNDELIVERABLE, "001"),  # 12 digits
+    ("ID:1A2B SUB:001 DLVRD:001 SUBMIT DATE:20240101120000 DONE DATE:20240101120100 "
+     "STAT:EXPIRED ERR:000 TEXT:", "1A2B", r.EXPIRED, "000"),  # upper case, 14 digits
+    ("id:42 submit_date:2401011200 done_date:2401011201 stat:REJECTD err:0x0B",
+     "42", r.REJECTED, "0x0B"),  # underscores, no sub/dlvrd
+    ("stat:DELIVRD err:000 id:16fd2706-8baf-433b text:id:trick", "16fd2706-8baf-433b",
+     r.DELIVERED, "000"),  # another order; an id that is no number; id: in the text
+    ("id: 77 stat: ACCEPTD", "77", r.ACCEPTED, ""),  # spaces after the colons, no err
+]
+
+
+@pytest.mark.parametrize("text, message_id, state, error", VARIANTS)
+def test_receipt_text_variants_without_tlvs(text, message_id, state, error):
+    found = r.parse(receipt_pdu(text), text)
+    assert (found.message_id, found.from_tlv, found.state, found.error) == (
+        message_id, False, state, error)
+
+
+def test_field_spellings_are_read_as_one():
+    assert r.parse_text("id:1 dlvr:001 submit_date:2401011200 done_date:2401011201") == {
+        "id": "1", "dlvrd": "001", "submit date": "2401011200", "done date": "2401011201"}
+
+
+@pytest.mark.parametrize("text_id, sent_id, written_in", [
+    ("0000A1B2C3", "a1b2c3", None), ("a1b2c3", "A1B2C3", None),  # hex, any case and zeros
+    ("0000123456", "123456", None),  # decimal with leading zeros
+    ("0000123456", "1e240", "decimal"), ("00001E240", "123456", "hex"),  # the other base
+])
+def test_receipt_ids_match_the_submit_sm_resp_id(text_id, sent_id, written_in):
+    found = r.parse(receipt_pdu(f"id:{text_id} stat:DELIVRD"), f"id:{text_id} stat:DELIVRD")
+    ours = r.normalise(sent_id)
+    if written_in is None:
+        assert r.normalise(found.message_id) == ours
+    else:
+        assert r.normalise(found.message_id) != ours
+        assert r.convert(found.message_id, written_in) == ours
+
+
 def test_no_id_no_receipt():
     assert r.parse(receipt_pdu("stat:DELIVRD"), "stat:DELIVRD") is None
 

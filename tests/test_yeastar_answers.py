@@ -1,5 +1,6 @@
 """Yeastar's answers and events parsed (pure): WebCGI answers, ReceivedSMS and UpdateSMSSend
-events as seed 004 shows them, multipart grouping, CLI commands and their quoting."""
+events as seed 004 and a public AMI trace show them, multipart grouping, CLI commands and
+their quoting."""
 
 from __future__ import annotations
 
@@ -16,6 +17,20 @@ SEED_EVENT = {"Total": "1", "Recvtime": "2016-07-15 17:49:55", "ID": "", "Event"
               "Privilege": "all,smscommand", "Index": "1", "GsmSpan": "4",
               "Sender": "+79991234567", "Smsc": "+79997456321",
               "Content": "%EF%BB%BF%D0%9A%D1%83-%D0%BA%D1%83"}
+
+# A TG200's events as a Go AMI client logged them (github.com/gebv/yeastar-tg-sms,
+# api/README.md, 2025): a single message is Index 0 of Total 1 with an empty ID; Content
+# is form-encoded (a space is "+"), each part with its own byte-order mark; a long
+# message is Index 1..Total with one numeric ID.
+TRACE_SINGLE = {"Event": "ReceivedSMS", "Privilege": "all,smscommand", "ID": "", "GsmSpan": "2",
+                "Sender": "+79xxxxxxxxx", "Recvtime": "2025-03-06 05:01:07", "Index": "0",
+                "Total": "1", "Smsc": "+79xxxxxxxxx",
+                "Content": "%EF%BB%BF%D0%95%D1%89%D1%91+%D0%BE%D1%82%D0%B2%D0%B5%D1%82+"}
+TRACE_PARTS = [dict(TRACE_SINGLE, ID="244", Recvtime="2025-03-06 06:12:09", Index="1", Total="2",
+                    Content="%EF%BB%BF%D0%9E%D1%87%D0%B5%D0%BD%D1%8C+%D0%B4%D0%BB%D0%B8%D0%BD%D0"
+                    "%BD%D0%BE%D0%B5+%D1%81%D0%BE%D0%BE%D0%B1%D1%89"),
+               dict(TRACE_SINGLE, ID="244", Recvtime="2025-03-06 06:12:09", Index="2", Total="2",
+                    Content="%EF%BB%BF%D0%B5%D0%BD%D0%B8%D0%B5+")]
 
 
 @pytest.mark.parametrize("body, ok, message, req", [
@@ -54,7 +69,10 @@ def test_the_seed_event():
 @pytest.mark.parametrize("content, text", [
     ("%EF%BB%BFP%C5%99%C3%ADli%C5%A1%20%C5%BElu%C5%A5ou%C4%8Dk%C3%BD%20k%C5%AF%C5%88",
      "Příliš žluťoučký kůň"),
-    ("plain+text%2B1", "plain+text+1"),  # + is not a space here
+    ("plain+text%2B1", "plain text+1"),  # form encoding: "+" is a space, "%2B" a plus
+    ("%EF%BB%BF%D0%95%D1%89%D1%91+%D0%BE%D1%82%D0%B2%D0%B5%D1%82+", "Ещё ответ "),  # the trace
+    ("%D0%95%D1%89%D1%91%20%D0%BE%D1%82%D0%B2%D0%B5%D1%82", "Ещё ответ"),  # %20, no BOM
+    ("%EF%BB%BF", ""),
     ("caf%E9", "café"),  # not UTF-8: kept as Latin-1, not lost
     ("", ""),
 ])
@@ -69,6 +87,29 @@ def test_content_decoding(content, text):
 def test_unreadable_events(change, problem):
     with pytest.raises(ValueError, match=problem):
         y.parse_received(dict(SEED_EVENT, **change))
+
+
+def test_the_traced_single_message_is_index_0_of_1():
+    sms = y.parse_received(TRACE_SINGLE)
+    assert (sms.text, sms.index, sms.total, sms.span, sms.id) == ("Ещё ответ ", 1, 1, 2, "")
+    [group] = y.assemble([("h", sms)])
+    assert group.complete
+
+
+def test_the_traced_long_message_is_joined():
+    parts = [(str(n), y.parse_received(fields)) for n, fields in enumerate(TRACE_PARTS)]
+    [group] = y.assemble(list(reversed(parts)))
+    assert group.complete and group.handles == ("1", "0")
+    assert "".join(p.text for p in group.parts) == "Очень длинное сообщение "
+
+
+@pytest.mark.parametrize("index, total", [("0", "2"), ("0", "0")])
+def test_index_0_is_only_a_whole_single_message(index, total):
+    if total == "2":
+        with pytest.raises(ValueError, match="part 0 of 2"):
+            y.parse_received(dict(SEED_EVENT, Index=index, Total=total))
+    else:
+        assert y.parse_received(dict(SEED_EVENT, Index=index, Total=total)).total == 1
 
 
 def test_odd_clock_does_not_lose_the_message():
@@ -115,15 +156,32 @@ def cli_args(command: str):
     return shlex.split(command, posix=True)
 
 
-@given(st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=80))
+def tg_reads(argument: str) -> str:
+    """The TG URL-decodes the message argument of ``gsm send sms`` as a form value ("+" is
+    a space, %XX a byte of UTF-8): every public client percent-encodes it (the Go client's
+    url.QueryEscape, traced as "Test+message"; a Node.js connector's encodeURIComponent,
+    github.com/enterprisealxtexh/yeastar-sms-connect; a PHP client's urlencode)."""
+    from urllib.parse import unquote_plus
+
+    return unquote_plus(argument, encoding="utf-8", errors="strict")
+
+
+@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=80))
 def test_sms_command_carries_any_text_as_one_argument(text):
     command = y.sms_command(2, "+420608337726", text, "123456789")
     args = cli_args(command)
-    assert args == ["gsm", "send", "sms", "2", "+420608337726", text, "123456789"]
+    assert args[:5] + args[6:] == ["gsm", "send", "sms", "2", "+420608337726", "123456789"]
+    assert tg_reads(args[5]) == text
 
 
-def test_sms_command_line_breaks_and_bad_numbers():
-    assert cli_args(y.sms_command(3, "123", "a\r\nb\nc", "1"))[5] == "a b c"
+@pytest.mark.parametrize("text", ["call +420777123456 (ops)", "100% sure: %41 is not A",
+                                  'say "hi" \\ bye', "a\r\nb\nc", "Příliš žluťoučký kůň 😀"])
+def test_what_the_tg_reads_is_the_text(text):
+    argument = cli_args(y.sms_command(3, "123", text, "1"))[5]
+    assert tg_reads(argument) == text and argument.isascii()
+
+
+def test_bad_numbers_and_ussd():
     with pytest.raises(ValueError):
         y.sms_command(2, "123 456", "x", "1")
     assert y.ussd_command(2, "*100#") == 'gsm send ussd 2 "*100#"'

@@ -73,3 +73,26 @@ def test_one_shot_pass_over_webcgi(tmp_path):
                 ("sent", "tg-web", "", None)]
             assert [(t.via, t.port, t.number, t.text) for t in tg.sent] == [
                 ("webcgi", 1, PHONE, "Přes WebCGI")]
+
+
+def test_sigterm_during_a_rate_limit_wait_stops_at_once_and_leaves_no_claim(tmp_path):
+    with running_yeastar() as tg:
+        settings = {"transport:tg-web": {"type": "yeastar", "url": tg.url, "rate_limit": "1",
+                                         "account": "apiuser", "password": "s3cret"}}
+        with site(tmp_path, modem=False, settings=settings) as s:
+            s.write_config()
+            first = s.enqueue(PHONE, "first")
+            second = s.enqueue(PHONE, "second: waits a minute for the rate limit")
+            pass_ = s.start()
+            try:
+                assert until(lambda: "rate limit: 1 SMS in the last minute" in s.log()), s.log()
+                pass_.send_signal(signal.SIGTERM)
+                assert pass_.wait(30) == 0  # within the minute: it did not wait it out
+            finally:
+                if pass_.poll() is None:
+                    pass_.kill()
+                    pass_.wait()
+            assert s.rows("sms", "id, status") == [(first, "sent")]
+            assert s.rows("msg", "id, attempts, claimed_by, send_started_at") == [
+                (second, 0, None, None)]
+            assert [t.text for t in tg.sent] == ["first"]

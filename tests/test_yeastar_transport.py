@@ -50,12 +50,15 @@ def failure(call) -> SendFailed:
 
 
 def until(condition, timeout: float = 10.0):
-    """Poll ``condition`` until it is true (a safety net, not a timing assertion)."""
+    """Poll ``condition`` until it is true and return its value; fail the test when it is
+    not within ``timeout`` (a safety net, not a timing assertion)."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
-        if value or time.monotonic() > deadline:
+        if value:
             return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout:g}s: {condition}")
         time.sleep(0.01)
 
 
@@ -130,10 +133,23 @@ def test_ami_send_and_delivery_status(tg, tmp_path):
         second = transport.send(PHONE, "line one\nline two")
         reports = fetch_until(transport, 2, "reports")
     assert [(s.via, s.port, s.number, s.text) for s in tg.sent] == [
-        ("ami", 1, PHONE, CZECH), ("ami", 3, PHONE, "line one line two")]
+        ("ami", 1, PHONE, CZECH), ("ami", 3, PHONE, "line one\nline two")]
     assert first.references == (tg.sent[0].id,) and second.references == (tg.sent[1].id,)
     assert {(r.reference, r.delivered, r.status_code) for r in reports} == {
         (tg.sent[0].id, True, 1), (tg.sent[1].id, True, 1)}
+
+
+@pytest.mark.parametrize("text", [
+    "call +420777123456 (ops)", "100% sure that %41 is not A", 'say "hi" \\ bye',
+    "line one\r\nline two\nthree", "Příliš žluťoučký kůň 😀 Ещё ответ",
+])
+def test_ami_texts_arrive_exactly(tg, tmp_path, text):
+    from smss.gsm.alphabet import plan_parts
+
+    with opened(tg, tmp_path) as transport:
+        sent = transport.send(PHONE, text)
+    [arrived] = tg.sent
+    assert arrived.text == text and sent.parts == plan_parts(text).count
 
 
 def test_ami_failed_delivery(tmp_path):
@@ -188,6 +204,30 @@ def test_receiving_czech_with_the_tgs_clock(tg, tmp_path):
         assert message.smsc == "+79997456321" and message.error is None
         transport.delete(message.handles)
         assert transport.fetch().messages == []
+
+
+@pytest.mark.parametrize("space, bom, single_index", [
+    ("+", True, 0),  # the traced TG200 (gebv/yeastar-tg-sms api/README.md)
+    ("+", False, 0), ("%20", True, 1),  # seed 004: %20 and Index 1 of 1
+    ("%20", False, 1), ("+", True, 1), ("%20", True, 0),
+])
+def test_receiving_every_form_of_the_content(tg, tmp_path, space, bom, single_index):
+    text = "Привет! Баланс 100 руб. + 5% C++ "
+    with opened(tg, tmp_path) as transport:
+        tg.wait_listening()
+        tg.receive(1, "+79991234567", text, space=space, bom=bom, single_index=single_index)
+        [message] = fetch_until(transport, 1)
+    assert (message.text, message.error, message.raw_pdu, message.parts) == (text, None, None, 1)
+
+
+@pytest.mark.parametrize("space, bom", [("+", True), ("%20", False)])
+def test_receiving_a_long_message_in_each_form(tg, tmp_path, space, bom):
+    text = "Очень длинное сообщение, " * 6
+    with opened(tg, tmp_path) as transport:
+        tg.wait_listening()
+        tg.receive(1, "+79991234567", text, parts=2, space=space, bom=bom, order=[2, 1])
+        [message] = fetch_until(transport, 1)
+    assert (message.text, message.parts, message.error) == (text, 2, None)
 
 
 def test_receiving_multipart_cyrillic_out_of_order(tg, tmp_path):
@@ -311,3 +351,25 @@ def test_a_ussd_only_transport_takes_no_sms(tg, tmp_path):
     finally:
         transport.close()
     assert not (tmp_path / "inbox").exists()
+
+
+@pytest.mark.parametrize("via", ["ami", "webcgi"])
+def test_transliteration_goes_as_the_parts_were_counted(tg, tmp_path, via):
+    """[messages] transliterate = yes: the TG gets the plain letters, and the parts are
+    the ones smss.spooler.validate stored in msg (and the web form's counter showed)."""
+    from smss.spooler.protocol import Record
+    from smss.spooler.validate import Rules, check
+
+    config = config_for(tg, tmp_path, send_via=via).with_overrides(
+        messages={"transliterate": "yes"})
+    text = "Příliš žluťoučký kůň úpěl ďábelské ódy. " * 3  # 120 characters: 2 UCS2 SMS
+    counted = check(Record(PHONE, text), Rules.from_config(config)).parts
+    transport = transports.from_config(config)
+    transport.open()
+    try:
+        sent = transport.send(PHONE, text)
+    finally:
+        transport.close()
+    [arrived] = tg.sent
+    assert arrived.text == "Prilis zlutoucky kun upel dabelské ody. " * 3  # é is GSM-7
+    assert sent.parts == counted == 1

@@ -9,7 +9,9 @@ empty when the line has done nothing yet) and ``<errorN>``: the failure text, or
 USSD request the network's answer.  Empty elements may be written ``<id2/>``.  The
 parser is tolerant of what these firmwares write (unescaped text, missing declaration)
 but insists on the ``send-sms-status`` document, so an error page is never read as
-"all lines idle".
+"all lines idle".  Every parser takes time linear in what it reads (one pass over
+the tags, no backtracking pattern), and a status page over ``MAX_STATUS_BYTES`` is
+refused unread.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from typing import Dict, Optional, Union
+from typing import Dict, Optional, Tuple, Union
+
+MAX_STATUS_BYTES = 256 * 1024  # a GoIP-32 page is about 15 kB
 
 DONE, ERRORDONE = "DONE", "ERRORDONE"
 FINAL = (DONE, ERRORDONE)
@@ -43,10 +47,13 @@ class Refused:
     why: str  # AUTH, LINE_DOWN, BUSY or OTHER
 
 
+# Every pattern here runs over what a device sent, so none may backtrack: no two
+# quantifiers that can take the same characters stand next to each other, and the text
+# is stripped before matching instead of with ``\s*$``.
 _ACCEPTED = re.compile(
-    r"^\s*Sending\s*,\s*L(\d{1,3})\s+Send\s+SMS\s+to\s*:?\s*([^;]*?)\s*;\s*ID\s*:\s*"
-    r"([0-9A-Za-z]{1,32})\s*$", re.IGNORECASE)
-_ERROR = re.compile(r"^\s*ERROR\b\s*[,:]?\s*(.*?)\s*$", re.IGNORECASE | re.DOTALL)
+    r"Sending\s*,\s*L(\d{1,3})\s+Send\s+SMS\s+to\b([^;]*);\s*ID\s*:\s*([0-9A-Za-z]{1,32})",
+    re.IGNORECASE)
+_ERROR = re.compile(r"ERROR\b[\s,:]*(.*)", re.IGNORECASE | re.DOTALL)
 _AUTH = re.compile(r"passw|auth|user\s*name|username|login\s+fail|permission", re.IGNORECASE)
 _LINE_DOWN = re.compile(r"logout|log\s*out|not\s*log|no\s*sim|sim\s*not|not\s*ready|"
                         r"unregist|no\s*network|disabled", re.IGNORECASE)
@@ -66,9 +73,10 @@ def classify(reason: str) -> str:
 def parse_send_answer(body: str) -> Union[Accepted, Refused]:
     """The answer of ``send.html``; GoipAnswerError when it is neither form."""
     text = body.strip()
-    match = _ACCEPTED.match(text)
+    match = _ACCEPTED.fullmatch(text)
     if match:
-        return Accepted(int(match.group(1)), match.group(2), match.group(3))
+        return Accepted(int(match.group(1)), match.group(2).strip().lstrip(":").strip(),
+                        match.group(3))
     match = _ERROR.match(text)
     if match:
         reason = " ".join(match.group(1).split()) or "no reason given"
@@ -118,21 +126,35 @@ class LineStatus:
 
 
 _ROOT = re.compile(r"<\s*send-sms-status\b", re.IGNORECASE)
-_ELEMENT = re.compile(r"<\s*(id|status|error)(\d{1,3})\s*(?:/>|>(.*?)<\s*/\s*\1\2\s*>)",
-                      re.IGNORECASE | re.DOTALL)
-_TAGS = re.compile(r"<[^>]*>")
+# an opening, closing or empty tag of a line's element: <id1>, </ status1 >, <error2/>
+_TAG = re.compile(r"<\s*(/\s*)?(id|status|error)(\d{1,3})\s*(/\s*)?>", re.IGNORECASE)
+_TAGS = re.compile(r"<[^<>]*>")
+MAX_VALUE = 4096  # characters of one element read (a USSD answer is at most 182)
 
 
 def parse_status(body: Union[bytes, str]) -> Dict[int, LineStatus]:
     """Line number -> its LineStatus; GoipAnswerError when this is not the status page."""
+    if len(body) > MAX_STATUS_BYTES:
+        raise GoipAnswerError(f"a send_status.xml page larger than {MAX_STATUS_BYTES} "
+                              f"bytes ({len(body)}) is no GoIP's")
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     if not _ROOT.search(text):
         raise GoipAnswerError(f"not a send_status.xml page: {_excerpt(text)}")
     values: Dict[int, Dict[str, str]] = {}
-    for match in _ELEMENT.finditer(text):
-        name, line, content = match.group(1).lower(), int(match.group(2)), match.group(3)
-        value = html.unescape(_TAGS.sub("", content or "")).strip()
-        values.setdefault(line, {}).setdefault(name, value)
+    opened: Dict[Tuple[str, int], int] = {}  # element -> where its first unclosed content starts
+    for tag in _TAG.finditer(text):  # one pass; each element's text is read once
+        name, line = tag.group(2).lower(), int(tag.group(3))
+        found = values.setdefault(line, {})
+        if tag.group(4) is not None and tag.group(1) is None:  # <id2/>
+            found.setdefault(name, "")
+        elif tag.group(1) is None:  # <id1>: the text starts after the first one
+            opened.setdefault((name, line), tag.end())
+        else:  # </id1>: the element ends at the first closing tag after its opening
+            start = opened.pop((name, line), None)
+            if start is not None and name not in found:
+                content = text[start:min(tag.start(), start + MAX_VALUE)]
+                found[name] = html.unescape(_TAGS.sub("", content)).strip()
+    values = {line: found for line, found in values.items() if found}
     if not values:
         raise GoipAnswerError(f"send_status.xml lists no line: {_excerpt(text)}")
     return {line: LineStatus(line, v.get("id", ""), v.get("status", ""), v.get("error", ""))

@@ -6,13 +6,22 @@
   come on one line; both are read.
 - ``ReceivedSMS`` events: ``GsmSpan`` (port + 1: the first GSM port is span 2),
   ``Sender``, ``Smsc``, ``Recvtime`` (the TG's local time), ``Index``/``Total`` of a
-  multipart message, ``ID``, and ``Content`` URL-encoded UTF-8, often with a BOM.
+  multipart message (1..Total; a single message is ``Index: 0`` of ``Total: 1`` on
+  current firmware, ``1`` of ``1`` on older), ``ID``, and ``Content``: UTF-8
+  form-encoded (a space is ``+`` as a TG200 writes it, or ``%20``), each part with a
+  byte-order mark or none (a TG200's events as a Go AMI client logged them,
+  github.com/gebv/yeastar-tg-sms api/README.md; seed 004).
 - ``UpdateSMSSend`` events: the ``ID`` given in ``gsm send sms`` and ``Status`` 1
   (delivered) or 0 (failed).
 - Commands for ``Action: smscommand``: ``gsm send sms <span> <number> "<text>" <id>`` and
   ``gsm send ussd <span> "<code>"``; the CLI reads a double-quoted argument with
-  backslash escapes.  An AMI line cannot carry a line break: ``one_line`` says how a
-  text is made to fit.
+  backslash escapes.  The TG URL-decodes the SMS text (``+`` would arrive as a space,
+  ``%41`` as ``A``), so the text goes percent-encoded UTF-8, as every public client
+  sends it (a Go client's ``url.QueryEscape``, a Node.js connector's
+  ``encodeURIComponent``, a PHP client's ``urlencode``): ``+``, ``%``, quotes, line
+  breaks and any script arrive as written, and the AMI line stays one ASCII line.  The
+  USSD code is passed on as written (the trace shows ``*100%23`` reaching the modem
+  undecoded).
 - A USSD answer over AMI is a ``USSD Message: <UCS2 hex>`` line of the command output.
 - ``gsm show spans`` and ``gsm show <span>``: each port's state and its module, network,
   signal and SIM (``parse_spans``, ``parse_span_info``).
@@ -24,7 +33,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 SPAN_OFFSET = 1  # GsmSpan = port + 1
 BOM = "\ufeff"
@@ -75,15 +84,17 @@ def quote_cli(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def one_line(text: str) -> str:
-    """The text with its line breaks as spaces: an AMI header is one line."""
-    return re.sub(r"\r\n|\r|\n", " ", text)
+def encode_text(text: str) -> str:
+    """The SMS text as the TG's ``gsm send sms`` decodes it: percent-encoded UTF-8 with
+    only unreserved characters left as they are (a space is ``%20``, which the TG reads
+    as a space whether it treats ``+`` as one or not)."""
+    return quote(text.encode("utf-8"), safe="")
 
 
 def sms_command(span: int, number: str, text: str, sms_id: str) -> str:
     if not re.fullmatch(r"\+?[0-9*#]{1,32}", number):
         raise ValueError(f"not a number the TG can send to: {number!r}")
-    return f"gsm send sms {span} {number} {quote_cli(one_line(text))} {sms_id}"
+    return f"gsm send sms {span} {number} {quote_cli(encode_text(text))} {sms_id}"
 
 
 def ussd_command(span: int, code: str) -> str:
@@ -91,9 +102,10 @@ def ussd_command(span: int, code: str) -> str:
 
 
 def decode_content(content: str) -> str:
-    """``%EF%BB%BF%D0%9A%D1%83-%D0%BA%D1%83`` -> ``Ку-ку`` (a leading BOM is dropped).
+    """``%EF%BB%BF%D0%95%D1%89%D1%91+%D0%BE%D1%82%D0%B2%D0%B5%D1%82+`` -> ``Ещё ответ ``:
+    form decoding (``+`` and ``%20`` are spaces, ``%2B`` a plus), a leading BOM dropped.
     Bytes that are not UTF-8 are read as Latin-1 rather than lost."""
-    data = unquote_to_bytes(content)
+    data = unquote_to_bytes(content.replace("+", " "))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -131,6 +143,8 @@ def parse_received(fields: Mapping[str, str]) -> ReceivedSms:
     span = _number(fields.get("GsmSpan"), "GsmSpan")
     total = _number(fields.get("Total"), "Total", 1)
     index = _number(fields.get("Index"), "Index", 1)
+    if index == 0 and total <= 1:
+        index = 1  # current firmware numbers a single message 0 of 1
     if not 1 <= index <= max(total, 1):
         raise ValueError(f"part {index} of {total}")
     moment: Optional[datetime] = None

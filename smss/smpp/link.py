@@ -1,7 +1,8 @@
 """One SMPP connection: a socket, one I/O thread, and the ``Session`` it drives.
 
 Owns connecting and binding, writing requests from any thread (they are queued and the
-I/O thread writes them, so no caller ever blocks on a full socket), reading and handing
+I/O thread writes them, so no caller ever blocks on a full socket; a request that fails
+before its last byte reached the socket says so, ``Waiter.written``), reading and handing
 out responses, answering enquire_link and unbind, sending enquire_link when the SMSC has
 been quiet for ``enquire_link_interval`` (and dropping the link when that goes
 unanswered for ``response_timeout``), unbinding on close, and telling every caller still
@@ -68,19 +69,24 @@ class BindParams:
 
 class Waiter:
     """A request waiting for its response.  ``callback(waiter)`` runs in the I/O thread
-    (or in the thread that closes the link) once ``response`` or ``error`` is set."""
+    (or in the thread that closes the link) once ``response`` or ``error`` is set.
+    ``written``: every byte of the request reached the socket (False only for a request
+    that failed while still queued: the peer cannot have seen it)."""
 
     def __init__(self, sequence: int, callback: Optional[Callable[["Waiter"], None]]) -> None:
         self.sequence = sequence
         self.response: Optional[Pdu] = None
         self.error: Optional[str] = None
+        self.written = True
+        self.end: Optional[int] = None  # the link's byte count once this request is written
         self._done = threading.Event()
         self._callback = callback
 
-    def _resolve(self, response: Optional[Pdu], error: Optional[str]) -> None:
+    def _resolve(self, response: Optional[Pdu], error: Optional[str],
+                 written: bool = True) -> None:
         if self._done.is_set():
             return
-        self.response, self.error = response, error
+        self.response, self.error, self.written = response, error, written
         self._done.set()
         if self._callback is not None:
             try:
@@ -119,6 +125,8 @@ class Link:
         self._wake_r = self._wake_w = -1
         self._thread: Optional[threading.Thread] = None
         self._wbuf = bytearray()
+        self._queued = 0  # bytes ever put into _wbuf
+        self._flushed = 0  # bytes ever written to the socket
         self._abort: Optional[str] = None  # stop now, for this reason
         self._finish: Optional[str] = None  # stop once everything queued is written
         self._down = False
@@ -214,8 +222,16 @@ class Link:
                 raise LinkDown(f"cannot send {pdu.name}: {exc}") from None
             waiter = Waiter(sequence, callback)
             self._waiters[sequence] = waiter
+            self._take_output()
+            waiter.end = self._queued
         self._wake()
         return waiter
+
+    def _take_output(self) -> None:
+        """Move what the session has to send into the write buffer (under the lock)."""
+        data = self._session.data_to_send()
+        self._wbuf += data
+        self._queued += len(data)
 
     def forget(self, waiter: Waiter) -> None:
         with self._lock:
@@ -239,7 +255,7 @@ class Link:
         try:
             while True:
                 with self._lock:
-                    self._wbuf += self._session.data_to_send()
+                    self._take_output()
                     if self._abort is not None:
                         reason = self._abort
                         break
@@ -272,6 +288,7 @@ class Link:
                         except BlockingIOError:
                             sent = 0
                         del self._wbuf[:sent]
+                        self._flushed += sent
                 self._timers()
         except OSError as exc:
             reason = f"connection error: {exc}"
@@ -354,6 +371,7 @@ class Link:
             self.down_reason = reason
             waiters = list(self._waiters.values())
             self._waiters.clear()
+            flushed = self._flushed
             by_us = self._by_us
             was_bound = self._bound
             pipe = (self._wake_r, self._wake_w)
@@ -366,7 +384,7 @@ class Link:
         for fd in pipe:
             os.close(fd)
         for waiter in waiters:
-            waiter._resolve(None, reason)
+            waiter._resolve(None, reason, written=waiter.end is None or waiter.end <= flushed)
         if by_us:
             log.info("%s closed", self.name)
         else:

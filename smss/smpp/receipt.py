@@ -2,11 +2,12 @@
 
 Owns the receipt text of SMPP 3.4 appendix B (``id:… sub:… dlvrd:… submit date:… done
 date:… stat:DELIVRD err:… text:…``, read leniently: any order, any case, missing
-fields), the receipted_message_id and message_state TLVs that take precedence over it,
-what each state means for the dispatcher (delivered, failed, still trying), and the
-normal form of a message id.  SMSCs disagree on ids: the same message may be ``0A1B2C``
-in submit_sm_resp and ``0a1b2c``, ``A1B2C`` or its decimal value ``662316`` in the
-receipt.  ``normalise`` removes case and leading zeros; ``convert`` reads the other base.
+fields, ``dlvr:`` and ``submit_date:`` spellings), the receipted_message_id and
+message_state TLVs that take precedence over it, what each state means for the
+dispatcher (delivered, failed, still trying), and the normal form of a message id.
+SMSCs disagree on ids: the same message may be ``0A1B2C`` in submit_sm_resp and
+``0a1b2c``, ``A1B2C`` or its decimal value ``662316`` in the receipt.  ``normalise``
+removes case and leading zeros; ``convert`` reads the other base.
 Pure functions, no I/O.
 """
 
@@ -34,16 +35,20 @@ STATES_BY_STAT = {
 FAILED_STATES = frozenset((EXPIRED, DELETED, UNDELIVERABLE, UNKNOWN, REJECTED, SKIPPED))
 
 _FIELD = re.compile(
-    r"(?i)\b(id|sub|dlvrd|submit date|done date|stat|err)\s*:\s*(\S*)")
+    r"(?i)\b(id|sub|dlvrd?|submit[ _]date|done[ _]date|stat|err)\s*:\s*(\S*)")
+_SPELLINGS = {"dlvr": "dlvrd", "submit_date": "submit date", "done_date": "done date"}
 _HEX = frozenset(string.hexdigits)
 
 
 def parse_text(text: str) -> Dict[str, str]:
-    """The fields of a receipt text, keys lower case; the ``text:`` tail is ignored."""
+    """The fields of a receipt text, keys lower case and in the spelling of SMPP 3.4
+    Appendix B (``dlvr:`` is read as ``dlvrd``, ``submit_date:`` as ``submit date``); the
+    ``text:`` tail is ignored."""
     head = re.split(r"(?i)\btext\s*:", text, maxsplit=1)[0]
     fields: Dict[str, str] = {}
     for key, value in _FIELD.findall(head):
-        fields.setdefault(key.lower(), value)
+        name = key.lower()
+        fields.setdefault(_SPELLINGS.get(name, name), value)
     return fields
 
 

@@ -3,6 +3,7 @@
 - ``protocol``: the wire protocol of port 2021, sans I/O (bytes in, records out).
 - ``phone`` and ``validate``: what makes a record a message we accept.
 - ``committer``: group commit of accepted messages, ``OK`` only after commit.
+- ``backlog``: the bound on records waiting for the committer (back-pressure).
 - ``server``: the asyncio TCP server around the parser, with its abuse limits.
 - ``kick``: telling the dispatcher that messages are waiting, kicks collapsed.
 - ``listen``: listening sockets opened before daemonising.

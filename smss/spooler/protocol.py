@@ -28,6 +28,7 @@ TOO_LONG = 413
 INVALID = 422
 TOO_MANY = 429
 UNAVAILABLE = 503
+IN_DOUBT = 504  # the database did not confirm the commit: maybe stored
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ so a client that sends and closes without reading still has every complete
 record stored.  The abuse limits (allowlist, concurrent connections, record
 size, records and errors per connection, idle and session time) are written
 down in ``Limits`` and each one ends in a log line saying what was dropped.
+When the committer's backlog is full, a connection stops reading until there
+is room (back-pressure: unread records stay in the client's socket).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from typing import Any, Optional, Sequence, Tuple
 
 from smss import doors
 from smss.spooler import validate
-from smss.spooler.committer import Committer, StorageUnavailable
+from smss.spooler.committer import Committer, StorageInDoubt, StorageUnavailable
 from smss.spooler.kick import Kicker
 from smss.spooler.protocol import (
     FORBIDDEN,
+    IN_DOUBT,
     TIMEOUT,
     TOO_MANY,
     UNAVAILABLE,
@@ -37,8 +40,12 @@ from smss.store.queue import NewMessage
 
 log = logging.getLogger(__name__)
 
-READ_SIZE = 65536
+# Bytes taken from a socket at a time.  Small, so a connection that waits for room in
+# the committer's backlog holds little of what its client sent: its StreamReader stops
+# receiving at twice this much, the rest stays in the kernel's socket buffer.
+READ_SIZE = 4096
 WRITE_TIMEOUT = 30.0  # a client that stops reading its replies is dropped after this
+LINGER = 1.0  # seconds the input of a connection we close is still read and discarded
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,27 @@ class Limits:
         return any(ip in network for network in self.allow)
 
 
+class _SmallReceives(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol):
+    """asyncio's stream protocol, receiving at most READ_SIZE bytes per recv (a plain
+    protocol takes up to 256 KiB at once, however full the StreamReader is).  The loop
+    calls get_buffer, recv_into and buffer_updated back to back on its one thread, so
+    the connections of one loop share one buffer."""
+
+    def __init__(self, buffer: bytearray, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._buffer = buffer
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(memoryview(self._buffer)[:nbytes]))
+
+
 _END = object()  # the last item of a connection's reply queue
+NOT_STORED_REPLY = RecordError(UNAVAILABLE, "storage unavailable, not stored").reply()
+IN_DOUBT_REPLY = RecordError(
+    IN_DOUBT, "storage did not confirm the commit, the record may be stored").reply()
 
 
 def _line(text: str) -> bytes:
@@ -104,10 +131,15 @@ class SpoolServer:
         self._handlers: set = set()
 
     async def start(self, sockets: Sequence[socket.socket]) -> None:
-        self._servers = [
-            await asyncio.start_server(self._handle, sock=sock, limit=READ_SIZE, backlog=1024)
-            for sock in sockets
-        ]
+        loop = asyncio.get_running_loop()
+        receive_buffer = bytearray(READ_SIZE)  # one per event loop: see _SmallReceives
+
+        def protocol() -> _SmallReceives:
+            reader = asyncio.StreamReader(limit=READ_SIZE, loop=loop)
+            return _SmallReceives(receive_buffer, reader, self._handle, loop=loop)
+
+        self._servers = [await loop.create_server(protocol, sock=sock, backlog=1024)
+                         for sock in sockets]
 
     async def stop(self) -> None:
         """Stop accepting, let every connection finish its complete records, then return."""
@@ -186,8 +218,9 @@ class Connection:
 
     async def serve(self) -> None:
         replier = asyncio.get_running_loop().create_task(self._write_replies())
+        client_ended = True
         try:
-            await self._read_records()
+            client_ended = await self._read_records()
         except asyncio.CancelledError:
             pass  # server shutdown: answer what was parsed, then close
         except OSError as exc:
@@ -198,9 +231,27 @@ class Connection:
                 await asyncio.shield(replier)
             except asyncio.CancelledError:
                 await replier
+            if not client_ended:
+                await self._close_gently()
             self.writer.close()
 
-    async def _read_records(self) -> None:
+    async def _close_gently(self) -> None:
+        """We end the connection (a limit, a timeout): send EOF and discard what the client
+        still sends, for a moment.  Closing with unread input makes the kernel reset the
+        connection, and the client may then lose replies it has not read yet."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LINGER
+        try:
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+            while (remaining := deadline - loop.time()) > 0:
+                if not await asyncio.wait_for(self.reader.read(READ_SIZE), remaining):
+                    return
+        except (OSError, asyncio.TimeoutError):
+            pass
+
+    async def _read_records(self) -> bool:
+        """Read, judge and submit records; True when the client ended the stream."""
         deadline = time.monotonic() + self.limits.session_timeout
         while not self.closing:
             remaining = deadline - time.monotonic()
@@ -208,7 +259,7 @@ class Connection:
                 log.warning("%s: session longer than %ss, closed", self.address,
                             self.limits.session_timeout)
                 self._reply(RecordError(TIMEOUT, "session time limit reached, closing"))
-                return
+                return False
             try:
                 data = await asyncio.wait_for(
                     self.reader.read(READ_SIZE), min(self.limits.idle_timeout, remaining)
@@ -217,17 +268,25 @@ class Connection:
                 if time.monotonic() < deadline:
                     log.info("%s: idle for %ss, closed", self.address, self.limits.idle_timeout)
                     self._reply(RecordError(TIMEOUT, "idle timeout, closing"))
-                    return
+                    return False
                 continue  # the session deadline is reported at the top of the loop
             events = self.parser.feed(data) if data else self.parser.close()
             for event in events:
-                self._judge(event)
+                message = self._judge(event)
+                if message is not None:  # most often there is room: no await, no task switch
+                    committer = self.server.committer
+                    future = committer.submit_nowait(message)
+                    if future is None:
+                        future = await committer.submit(message, self._paused)
+                    self.replies.put_nowait(future)
                 if self.closing:
                     break
             if not data:
-                return
+                return True
+        return False
 
-    def _judge(self, event: Any) -> None:
+    def _judge(self, event: Any) -> Optional[NewMessage]:
+        """The message to store, or None (the event was answered or ends the connection)."""
         if isinstance(event, Record):
             self.records += 1
             if self.records > self.limits.max_records_per_connection:
@@ -235,16 +294,19 @@ class Connection:
                             self.limits.max_records_per_connection)
                 self._reply(RecordError(TOO_MANY, "too many records on one connection, closing"))
                 self.closing = True
-                return
+                return None
             verdict = validate.check(event, self.server.rules)
             if isinstance(verdict, RecordError):
                 self._error(verdict)
-                return
-            message = NewMessage(verdict.phone, verdict.text, verdict.parts, self.address,
-                                 verdict.route)
-            self.replies.put_nowait(self.server.committer.submit(message))
-        else:
-            self._error(event)
+                return None
+            return NewMessage(verdict.phone, verdict.text, verdict.parts, self.address,
+                              verdict.route)
+        self._error(event)
+        return None
+
+    def _paused(self, records: int, size: int) -> None:
+        log.debug("%s: reading paused, %d records (%d bytes) pending", self.address,
+                  records, size)
 
     def _error(self, error: RecordError) -> None:
         self._reply(error)
@@ -291,9 +353,12 @@ class Connection:
             return item
         try:
             line = _line(f"OK {await item}")
+        except StorageInDoubt:
+            doors.refused("tcp", IN_DOUBT)
+            return IN_DOUBT_REPLY
         except StorageUnavailable:
             doors.refused("tcp", UNAVAILABLE)
-            return RecordError(UNAVAILABLE, "storage unavailable, not stored").reply()
+            return NOT_STORED_REPLY
         doors.accepted("tcp")
         self.server.acknowledged()
         return line

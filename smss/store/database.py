@@ -6,7 +6,14 @@ and ``transaction()`` commits or rolls back.  SQLite runs in WAL mode with
 ``synchronous=FULL`` (an acknowledged record survives a power cut) and a busy
 timeout; a write transaction starts with ``BEGIN IMMEDIATE`` so two writers
 queue up instead of failing halfway.  MySQL/MariaDB goes through PyMySQL with
-utf8mb4.
+utf8mb4 and with connect, read and write timeouts (``DatabaseSettings``): a
+server that stops answering makes a statement fail instead of hanging.
+
+A COMMIT that was sent but never answered raises ``CommitInDoubt``: the
+transaction may have committed or not.  ``end_session`` (on a new connection)
+ends the abandoned session, after which its outcome is final and can be
+looked up.  ``release`` returns an idle connection clean (no snapshot, no
+locks), so an idle connection never holds up an ALTER TABLE.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import dataclasses
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,6 +36,30 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 class DatabaseError(Exception):
     """The database could not be reached or refused the statement."""
+
+
+@dataclass(frozen=True)
+class Session:
+    """A connection's session on a MySQL server: its connection id, and when it was opened."""
+
+    id: int
+    opened_at: float  # time.time()
+
+
+class CommitInDoubt(DatabaseError):
+    """COMMIT was sent and no answer came back: the transaction may have committed.
+
+    ``session`` holds it until the server notices; ``Connection.end_session`` ends it."""
+
+    def __init__(self, message: str, session: Session) -> None:
+        super().__init__(message)
+        self.session = session
+
+
+# PyMySQL's client error codes for a connection that failed mid-statement.
+_SERVER_GONE, _SERVER_LOST = 2006, 2013
+_NO_SUCH_THREAD = 1094  # KILL of a session that has already ended
+_RESTART_MARGIN = 2.0  # seconds: the server's Uptime counts whole seconds
 
 
 # Errors a caller may catch to mean "the database is unavailable right now".
@@ -45,12 +77,27 @@ def as_datetime(value: Any) -> Optional[datetime]:
     if value is None or isinstance(value, datetime):
         return value
     text = str(value)
+    try:
+        return datetime.fromisoformat(text)  # what we store; ten times faster than strptime
+    except ValueError:
+        pass
     for fmt in (TIME_FORMAT, "%Y-%m-%d %H:%M:%S"):
         try:
             return datetime.strptime(text, fmt)
         except ValueError:
             continue
     raise ValueError(f"not a time: {text!r}")
+
+
+def hour_bucket(conn: "Connection", column: str) -> str:
+    """SQL for the UTC hour of a time column as text ``YYYY-MM-DD HH`` (computed from
+    the column alone, so an index on it covers a GROUP BY of this)."""
+    return f"substr({column}, 1, 13)" if conn.dialect == "sqlite" else f"LEFT({column}, 13)"
+
+
+def parse_hour(text: Any) -> datetime:
+    """The datetime of an ``hour_bucket`` value."""
+    return datetime.strptime(str(text), "%Y-%m-%d %H")
 
 
 @dataclass(frozen=True)
@@ -110,18 +157,26 @@ def _create_private(path: str) -> None:
 
 
 class Connection:
-    """One database connection; use it from one thread at a time."""
+    """One database connection; use it from one thread at a time.
 
-    def __init__(self, url: DatabaseUrl, connect_timeout: float = 10.0) -> None:
+    ``read_timeout`` and ``write_timeout`` (MySQL; seconds, 0: none) bound the wait for
+    each answer and each write; ``connect_timeout`` bounds opening the connection (and is
+    SQLite's busy timeout)."""
+
+    def __init__(self, url: DatabaseUrl, connect_timeout: float = 10.0,
+                 read_timeout: float = 10.0, write_timeout: float = 10.0) -> None:
         self.url = url
         self.dialect = url.dialect
         self._lock = threading.Lock()
         self._connect_timeout = connect_timeout
+        self._timeouts = (read_timeout, write_timeout)
+        self.session: Optional[Session] = None
         try:
             if url.dialect == "sqlite":
                 self._raw = self._open_sqlite(url.path, connect_timeout)
             else:
-                self._raw = self._open_mysql(url, connect_timeout)
+                self._raw = self._open_mysql(url, connect_timeout, *self._timeouts)
+                self.session = Session(self._raw.thread_id(), time.time())
         except UNAVAILABLE_ERRORS as exc:
             raise DatabaseError(f"cannot open {url.describe()}: {exc}") from exc
 
@@ -138,7 +193,8 @@ class Connection:
         return raw
 
     @staticmethod
-    def _open_mysql(url: DatabaseUrl, timeout: float) -> Any:
+    def _open_mysql(url: DatabaseUrl, timeout: float, read_timeout: float,
+                    write_timeout: float) -> Any:
         kwargs: dict = dict(
             user=url.user,
             password=url.password,
@@ -146,6 +202,8 @@ class Connection:
             charset="utf8mb4",
             autocommit=False,
             connect_timeout=max(1, int(timeout)),
+            read_timeout=read_timeout or None,  # also bounds the server's greeting
+            write_timeout=write_timeout or None,
             init_command="SET time_zone = '+00:00'",  # re-run on every reconnect
         )
         if url.unix_socket:
@@ -211,7 +269,14 @@ class Connection:
                 except UNAVAILABLE_ERRORS:
                     pass  # the connection is gone; the server rolled back for us
                 raise
-            self._raw.commit()
+            try:
+                self._raw.commit()
+            except pymysql.err.OperationalError as exc:
+                if self.session is not None and exc.args and exc.args[0] in (
+                        _SERVER_GONE, _SERVER_LOST):
+                    raise CommitInDoubt(f"{self.url.describe()}: COMMIT not confirmed: {exc}",
+                                        self.session) from exc
+                raise
 
     def read(self) -> "Connection":
         """Prepare for read-only queries outside a transaction (fresh snapshot on MySQL)."""
@@ -220,19 +285,56 @@ class Connection:
             self._raw.commit()  # end any previous snapshot
         return self
 
+    def release(self) -> None:
+        """End whatever is open (a read snapshot, an unfinished write) before the connection
+        sits idle: an idle transaction holds metadata locks that make ALTER TABLE wait."""
+        if self.dialect == "mysql":
+            self._raw.rollback()
+        elif self._raw.in_transaction:
+            self._raw.rollback()
+
     def _ensure_mysql(self) -> None:
-        """Reconnect when the server went away (restart, wait_timeout) since the last use."""
+        """Reconnect when the server went away (restart, wait_timeout) since the last use;
+        a server that does not answer at all is reported, not waited for twice."""
         try:
             self._raw.ping(False)
-        except pymysql.err.Error:  # gone, or closed by an earlier failed reconnect
+        except pymysql.err.Error as exc:  # gone, or closed by an earlier failed reconnect
+            if isinstance(exc.__context__, TimeoutError):
+                raise DatabaseError(f"{self.url.describe()} did not answer within"
+                                    f" {self._timeouts[0]:g} s") from exc
             try:
                 self._raw.close()
             except pymysql.err.Error:
                 pass
             try:
-                self._raw = self._open_mysql(self.url, self._connect_timeout)
+                self._raw = self._open_mysql(self.url, self._connect_timeout, *self._timeouts)
             except UNAVAILABLE_ERRORS as exc:
                 raise DatabaseError(f"cannot reach {self.url.describe()}: {exc}") from exc
+            self.session = Session(self._raw.thread_id(), time.time())
+
+    def end_session(self, session: Session, timeout: float) -> None:
+        """Make sure ``session``, another connection's that stopped answering, has ended,
+        so what its transaction did is final: KILL it (a user may end its own sessions)
+        and wait until the server no longer lists it.  A server that restarted since the
+        session opened has ended it already.  Raises DatabaseError after ``timeout``."""
+        if self.dialect != "mysql":
+            return
+        deadline = time.monotonic() + timeout
+        uptime = float(self.read().query_one("SHOW GLOBAL STATUS LIKE 'Uptime'")[1])
+        if time.time() - uptime > session.opened_at + _RESTART_MARGIN:
+            return
+        try:
+            self.execute(f"KILL CONNECTION {int(session.id)}").close()
+        except pymysql.err.MySQLError as exc:
+            if exc.args and exc.args[0] == _NO_SUCH_THREAD:
+                return
+            raise
+        while self.read().query_one(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
+                (session.id,))[0]:
+            if time.monotonic() > deadline:
+                raise DatabaseError(f"session {session.id} did not end within {timeout:g} s")
+            time.sleep(0.02)
 
     def close(self) -> None:
         try:
@@ -242,15 +344,46 @@ class Connection:
 
 
 def connect(url: str, connect_timeout: float = 10.0, tls: str = "auto",
-            tls_ca: str = "") -> Connection:
+            tls_ca: str = "", read_timeout: float = 10.0,
+            write_timeout: float = 10.0) -> Connection:
     parsed = DatabaseUrl.parse(url)
     if parsed.dialect == "mysql":
         parsed = dataclasses.replace(parsed, tls=tls, tls_ca=tls_ca)
-    return Connection(parsed, connect_timeout)
+    return Connection(parsed, connect_timeout, read_timeout, write_timeout)
 
 
-def connect_config(config) -> Connection:
-    """The connection the configuration's [database] section describes."""
-    get = config.get
-    return connect(get("database", "url"), get("database", "connect_timeout"),
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """The [database] section: where the database is, and how long to wait for it."""
+
+    url: str
+    connect_timeout: float = 10.0
+    read_timeout: float = 10.0  # MySQL; 0: wait for ever
+    write_timeout: float = 10.0
+    tls: str = "auto"
+    tls_ca: str = ""
+
+    @classmethod
+    def from_config(cls, config) -> "DatabaseSettings":
+        get = config.get
+        return cls(get("database", "url"), get("database", "connect_timeout"),
+                   get("database", "read_timeout"), get("database", "write_timeout"),
                    get("database", "tls"), get("database", "tls_ca"))
+
+    def connect(self) -> Connection:
+        return connect(self.url, self.connect_timeout, self.tls, self.tls_ca,
+                       self.read_timeout, self.write_timeout)
+
+    def patience(self) -> float:
+        """Seconds to wait for one answer when no statement may wait for ever."""
+        return self.read_timeout or self.connect_timeout
+
+
+def connect_config(config, statement_timeouts: bool = True) -> Connection:
+    """The connection the configuration's [database] section describes.  Without
+    ``statement_timeouts`` a statement may run as long as it takes (``smss migrate``:
+    an ALTER TABLE of a big table)."""
+    settings = DatabaseSettings.from_config(config)
+    if not statement_timeouts:
+        settings = dataclasses.replace(settings, read_timeout=0, write_timeout=0)
+    return settings.connect()

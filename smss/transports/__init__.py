@@ -29,11 +29,13 @@ def from_config(config, name: Optional[str] = None, *, receive: bool = True) -> 
             raise SendFailed(OPERATOR, f"no transport {chosen!r}: configured are "
                              f"{', '.join(names)}")
     kind = config.transport_type(chosen).strip().lower()
-    transport = _build(kind, config.for_transport(chosen), receive)
+    settings = config.for_transport(chosen)
+    transport = _build(kind, settings, receive)
     if transport is None:
         raise SendFailed(OPERATOR, f"transport {chosen!r}: the type must be one of "
                          f"{', '.join(KINDS)}, not {kind!r}")
     transport.reopen_max_delay = config.get("dispatcher", "reopen_max_delay")
+    transport.transliterate = settings.get("messages", "transliterate")
     return transport
 
 

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+from smss.gsm import alphabet
+
 PERMANENT, TEMPORARY, DOWN, OPERATOR = "permanent", "temporary", "down", "operator"
 
 
@@ -198,6 +200,19 @@ class Transport(abc.ABC):
     #: longest pause before opening again after the transport went down
     #: ([dispatcher] reopen_max_delay, set by ``smss.transports.from_config``)
     reopen_max_delay: float = 60.0
+    #: [messages] transliterate (set by ``smss.transports.from_config``): the text goes
+    #: with Czech and Slovak diacritics as plain letters, so it stays GSM-7
+    transliterate: bool = False
+    #: True once the dispatcher is asked to stop (SIGTERM); set by the Dispatcher.  A
+    #: transport that waits inside ``send``/``send_many`` (a throttle pause) ends the wait
+    #: and starts nothing new, so a stop is honoured within about a second.
+    stopping: Callable[[], bool] = staticmethod(lambda: False)
+
+    def sendable(self, text: str) -> str:
+        """The text as it goes to the device (and as its SMS parts are counted): the
+        transliteration ``smss.spooler.validate`` counted the parts stored in ``msg`` with,
+        and the web form's counter shows."""
+        return alphabet.transliterate(text) if self.transliterate else text
 
     def reopen_delay(self, failures: int) -> float:
         """The pause before the ``failures``-th consecutive re-open (``failures`` >= 1:

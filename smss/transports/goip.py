@@ -349,20 +349,27 @@ class GoipTransport(Transport):
             return outcome
         if isinstance(outcome, SendFailed):
             raise outcome
-        raise SendFailed(DOWN, f"{self.name}: no outcome")  # not reached
+        raise SendFailed(DOWN, f"{self.name}: stopped before it was sent")  # stopping()
 
     def send_many(self, items: Sequence[Tuple[Any, str, str]]
                   ) -> Iterator[Tuple[Any, Union[Sent, SendFailed]]]:
         """One message in flight per free line; outcomes as their status turns final.
         The batch ends at the first DOWN or OPERATOR outcome (messages in flight then are
-        reported first, as maybe sent); items not yielded were not sent."""
+        reported first, as maybe sent); items not yielded were not sent.  A stop request
+        (``stopping``) starts nothing more and ends a wait for a busy line; the jobs the
+        GoIP has are followed to their end."""
         s = self.settings
-        waiting: Deque[Tuple[Any, str, str]] = deque(items)
+        waiting: Deque[Tuple[Any, str, str]] = deque(
+            (key, phone, self.sendable(text)) for key, phone, text in items)
         flights: Dict[int, _Job] = {}
         stop: Optional[Tuple[Any, SendFailed]] = None
         waiting_since = self._clock()
         failures = 0
         while (waiting and stop is None) or flights:
+            if waiting and self.stopping():
+                waiting.clear()  # asked to stop: start nothing more (not yielded: not sent)
+                if not flights:
+                    break
             try:
                 statuses = self._status()
                 failures = 0

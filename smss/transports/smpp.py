@@ -1,17 +1,21 @@
 """An SMSC over SMPP as a transport: the dispatcher's interface on top of ``smss.smpp``.
 
 Owns the binds (one transceiver, or a transmitter and a receiver), sending with a
-window of submit_sm in flight, a throughput limit and ESME_RTHROTTLED handled by
-pausing and resubmitting, the mapping of command_status values to the dispatcher's
-four kinds, the inbox (every deliver_sm stored in the spool file before it is
-acknowledged, handed out as whole messages and receipts), matching receipt ids to the
-ids submit_sm_resp gave (``receipt_id_format``), and reconnecting with backoff.
+window of submit_sm in flight, paced by ``smss.smpp.pacing`` (the throughput limit, and
+ESME_RTHROTTLED handled by one pause per episode and a learned rate, the refused parts
+resubmitted), the mapping of command_status values to the dispatcher's four kinds, the
+inbox (every deliver_sm stored in the spool file before it is acknowledged, handed out
+as whole messages and receipts), matching receipt ids to the ids submit_sm_resp gave
+(``receipt_id_format``), and binding again: at once when a link drops in the middle of
+a batch (the batch goes on over the new bind), then, when binds keep failing, after
+``reconnect_delay`` doubling up to ``reconnect_max_delay`` (``reopen_delay``).
 
 Two rules keep messages safe:
 
 - A submit_sm whose response never came (timeout, link lost) may have been accepted:
-  its message is reported ``maybe_sent``; a message never submitted is never reported
-  as failed, so the dispatcher keeps it without counting an attempt.
+  its message is reported ``maybe_sent``; a message never submitted (or whose
+  submit_sm never reached the socket) is never reported as failed, so the dispatcher
+  keeps it without counting an attempt, or this batch submits it again after binding.
 - A receipt that arrives while a submit_sm sent before it is still unanswered is held
   back until that answer is in and the dispatcher has recorded the send, so a receipt
   faster than its submit_sm_resp still finds its ``sms_part`` row.
@@ -34,6 +38,7 @@ from smss.smpp import pdu as p
 from smss.smpp import receipt as receipts
 from smss.smpp.inbox import is_receipt, read
 from smss.smpp.link import BindParams, BindRefused, Link, LinkDown, Waiter
+from smss.smpp.pacing import Pacer
 from smss.smpp.pdu import Pdu
 from smss.smpp.session import Incoming
 from smss.smpp.settings import SmppSettings, destination
@@ -57,8 +62,8 @@ from smss.transports.base import (
 log = logging.getLogger(__name__)
 
 MAX_THROTTLED = 10  # ESME_RTHROTTLED answers in a row for one part before it is deferred
-MAX_THROTTLE_PAUSE = 30.0
 REMEMBERED_IDS = 100_000  # submit_sm_resp ids kept for receipt_id_format = auto
+STOP_POLL = 0.1  # seconds between looks at the dispatcher's stop request while waiting
 
 # command_status -> kind; anything not listed is TEMPORARY (the dispatcher retries it
 # with backoff and fails it after max_attempts)
@@ -74,7 +79,7 @@ _OPERATOR = {  # the configuration or the account is wrong: every message would 
     p.ESME_RINVDSTNPI, p.ESME_RINVSERTYP, p.ESME_RINVREGDLVFLG, p.ESME_RINVSYSTYP,
     p.ESME_RSERTYPUNAUTH, p.ESME_RPROHIBITED, p.ESME_RSERTYPDENIED,
 }
-_DOWN = {p.ESME_RINVBNDSTS}  # the SMSC no longer sees us bound: bind again
+_REBIND = {p.ESME_RINVBNDSTS}  # the SMSC no longer sees us bound: bind again
 _SHORT_ROLES = {"transceiver": "trx", "transmitter": "tx", "receiver": "rx"}
 _BIND_OPERATOR = {p.ESME_RINVPASWD, p.ESME_RINVSYSID, p.ESME_RINVSYSTYP, p.ESME_RBINDFAIL}
 
@@ -85,7 +90,7 @@ def failure_kind(status: int) -> str:
         return PERMANENT
     if status in _OPERATOR:
         return OPERATOR
-    if status in _DOWN:
+    if status in _REBIND:
         return DOWN
     return TEMPORARY
 
@@ -94,7 +99,7 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Message:
     key: Any
     phone: str
@@ -105,7 +110,7 @@ class _Message:
     started: bool = False
     throttled: int = 0  # ESME_RTHROTTLED in a row
     failure: Optional[SendFailed] = None
-    interrupted: bool = False  # a part was in flight when the link went
+    interrupted: Optional[str] = None  # why the link went while a written part was in flight
 
 
 @dataclass
@@ -114,6 +119,7 @@ class _Flight:
     index: int
     waiter: Waiter
     deadline: float
+    epoch: int  # the throttle episode it went out in
 
 
 @dataclass
@@ -152,9 +158,7 @@ class SmppTransport(Transport):
         self._known_ids: "collections.OrderedDict[str, None]" = collections.OrderedDict()
         self._learned_format: Optional[str] = None
         self._reference = random.randrange(0x10000)
-        self._next_submit_at = 0.0
-        self._paused_until = 0.0
-        self._pause = settings.throttle_delay
+        self.pacer = Pacer(settings.throughput, settings.throttle_delay, clock)
         self._open = False
         self.last_drop: Optional[str] = None  # why a bind last went down
 
@@ -217,6 +221,25 @@ class SmppTransport(Transport):
         self._backoff[role] = 0.0
         self._retry_at[role] = 0.0
         return link
+
+    def reopen_delay(self, failures: int) -> float:
+        """A transport that could not be used is opened again at once the first time, then
+        after ``reconnect_delay`` doubling up to ``reconnect_max_delay``."""
+        if failures <= 1:
+            return 0.0
+        return min(self.settings.reconnect_delay * 2.0 ** (failures - 2),
+                   self.settings.reconnect_max_delay)
+
+    def _rebind(self, reason: str) -> Link:
+        """Bind the transmitting role again at once (its link went in a batch)."""
+        role = self._tx_role
+        old = self._links.pop(role, None)
+        if old is not None:
+            old.abort(reason, by_us=True)
+        if not self._open:
+            raise SendFailed(DOWN, f"{self.name}: {reason}")
+        log.info("%s: binding %s again (%s)", self.name, role, reason)
+        return self._connect(role)
 
     def _failed_connect(self, role: str) -> None:
         backoff = self._backoff.get(role, 0.0)
@@ -407,11 +430,11 @@ class SmppTransport(Transport):
             return outcome
         if isinstance(outcome, SendFailed):
             raise outcome
-        raise SendFailed(DOWN, "no outcome")  # not reached: send_many always yields
+        raise SendFailed(DOWN, f"{self.name}: stopped before it was sent")  # stopping()
 
     def _plan(self, text: str) -> SubmitPlan:
         self._reference = (self._reference + 1) % 0x10000
-        return plan_submit(text, long_messages=self.settings.long_messages,
+        return plan_submit(self.sendable(text), long_messages=self.settings.long_messages,
                            default_alphabet=self.settings.default_alphabet,
                            reference=self._reference)
 
@@ -430,21 +453,16 @@ class SmppTransport(Transport):
             "short_message": part.short_message,
         }, tlvs=list(part.tlvs))
 
-    def _pace_delay(self) -> float:
-        return max(self._next_submit_at, self._paused_until) - self._clock()
-
-    def _paced(self) -> None:
-        if self.settings.throughput > 0:
-            now = self._clock()
-            self._next_submit_at = max(now, self._next_submit_at) + 1.0 / self.settings.throughput
-
     def send_many(self, items: Sequence[Tuple[Any, str, str]]
                   ) -> Iterator[Tuple[Any, Union[Sent, SendFailed]]]:
-        """Up to ``window`` submit_sm in flight (parts of one message and of several).
-        Outcomes come as messages finish.  When the link goes (or the SMSC stops us with
-        an error that is not the message's fault) nothing new is submitted; messages that
-        had a part in flight come out as TEMPORARY ``maybe_sent`` and the batch ends with
-        one DOWN or OPERATOR outcome (``maybe_sent`` when its message may have gone).
+        """Up to ``window`` submit_sm in flight (parts of one message and of several),
+        paced by ``self.pacer``.  Outcomes come as messages finish.  When the link goes,
+        the messages with a part in flight come out TEMPORARY ``maybe_sent`` (a part that
+        never reached the socket is simply submitted again), the link is bound again at
+        once and the batch goes on; a bind that fails, or a link that goes again before
+        the SMSC took anything, ends the batch with one DOWN or OPERATOR outcome.  So
+        does an error that is not the message's fault.  A stop request (``stopping``)
+        submits nothing more: what is in flight is answered, the rest is not yielded.
         Messages not yielded were not submitted.  Closing the generator early abandons
         what is in flight: treat those messages as maybe sent."""
         messages: Deque[_Message] = collections.deque()
@@ -463,18 +481,20 @@ class SmppTransport(Transport):
         except SendFailed as exc:
             yield messages[0].key, exc
             return
+        pacer = self.pacer
         done: "queue.Queue[int]" = queue.Queue()
         flights: Dict[int, _Flight] = {}
         stop: Optional[SendFailed] = None  # why nothing more is submitted
         stopper: Optional[_Message] = None  # whose outcome the stop is
-        interrupted: List[_Message] = []
+        lost: Optional[str] = None  # why the link went: bind again before submitting more
+        rebound = False  # bound again in this batch, and nothing taken since
         give_up_at: Optional[float] = None  # after a timeout: when to stop waiting at all
         try:
-            while flights or (messages and stop is None):
+            while True:
+                halted = stop is not None or self.stopping()
                 # 1. submit what the window, the pace and the SMSC allow
-                while messages and stop is None and len(flights) < self.window:
-                    if self._pace_delay() > 0:
-                        break
+                while (messages and not halted and lost is None and len(flights) < self.window
+                       and pacer.delay() <= 0):
                     message = messages[0]
                     index = message.todo.popleft()
                     token = next(self._tokens)
@@ -487,25 +507,42 @@ class SmppTransport(Transport):
                         with self._lock:
                             self._unanswered.discard(token)
                         message.todo.appendleft(index)
-                        stop = SendFailed(DOWN, f"{self.name}: {exc}")
+                        lost = str(exc)
                         break
                     flights[token] = _Flight(message, index, waiter,
-                                             self._clock() + self.settings.response_timeout)
+                                             self._clock() + self.settings.response_timeout,
+                                             pacer.sent())
                     message.inflight += 1
                     message.started = True
-                    self._paced()
                     if not message.todo:
                         messages.popleft()
-                if not flights:
-                    if stop is not None or not messages:
+                # 2. the link went and nothing is in flight any more: bind again, go on
+                if lost is not None and not flights:
+                    if not messages or halted:
                         break
-                    self._sleep(max(0.001, self._pace_delay()))
+                    if rebound:
+                        stop = SendFailed(DOWN, f"{self.name}: the link went again before the "
+                                          f"SMSC took anything: {lost}")
+                        break
+                    try:
+                        link = self._rebind(lost)
+                    except SendFailed as exc:
+                        stop = exc
+                        break
+                    lost, rebound, give_up_at = None, True, None
                     continue
-                # 2. wait for a response, a timeout, or the next submit slot
+                if not flights:
+                    if halted or not messages:
+                        break
+                    self._rest(pacer.delay())  # pacing or a throttle pause; a stop ends it
+                    continue
+                # 3. wait for a response, a timeout, the next submit slot, or a stop
                 now = self._clock()
                 timeout = min(f.deadline for f in flights.values()) - now
-                if messages and stop is None and len(flights) < self.window:
-                    timeout = min(timeout, self._pace_delay())
+                if messages and not halted and lost is None:
+                    timeout = min(timeout, STOP_POLL)
+                    if len(flights) < self.window:
+                        timeout = min(timeout, pacer.delay())
                 if give_up_at is not None:
                     timeout = min(timeout, give_up_at - now)
                 try:
@@ -528,42 +565,54 @@ class SmppTransport(Transport):
                     released = True
                     message = flight.message
                     message.inflight -= 1
-                    problem = self._answered(message, flight, messages)
-                    if problem is not None and stop is None:
-                        stop, stopper = problem
-                        if stop.kind == DOWN and stopper is None:
-                            link.abort(stop.reason)
+                    waiter = flight.waiter
+                    if waiter.response is None:  # the link went with this part in flight
+                        lost = lost or f"{self.name}: {waiter.error}"
+                        if waiter.written:
+                            message.interrupted = lost
+                        else:  # never reached the socket: the SMSC cannot have it
+                            self._requeue(message, flight.index, messages)
+                    else:
+                        if waiter.response.status == p.ESME_ROK:
+                            rebound = False
+                        outcome = self._answered(message, flight, messages)
+                        if isinstance(outcome, str):  # not bound, says the SMSC
+                            lost = lost or outcome
+                            link.abort(outcome)
+                        elif outcome is not None and stop is None:
+                            stop, stopper = outcome, message
                     if message.inflight == 0 and message is not stopper:
-                        if message.interrupted:
-                            interrupted.append(message)
+                        if message.interrupted is not None:
+                            self._drop_rest(message, messages)
+                            finished.append(message)
                         elif message.failure is not None or self._complete(message):
                             finished.append(message)
                 if released:
                     self._release_holds()
-                # 3. responses overdue: the link is dead; everything in flight may have gone
+                # 4. responses overdue: the link is dead; everything in flight may have gone
                 now = self._clock()
                 overdue = [f for f in flights.values() if f.deadline <= now]
                 if overdue and give_up_at is None:
-                    reason = (f"no submit_sm_resp within {self.settings.response_timeout:g}s; "
-                              "the link is dropped")
-                    if stop is None:
-                        stop = SendFailed(DOWN, f"{self.name}: {reason}")
+                    reason = (f"{self.name}: no submit_sm_resp within "
+                              f"{self.settings.response_timeout:g}s; the link is dropped")
+                    lost = lost or reason
                     link.abort(reason)
                     give_up_at = now + self.settings.response_timeout
                 if give_up_at is not None and now >= give_up_at:
                     for token, flight in list(flights.items()):  # the link never let go
                         flights.pop(token)
                         link.forget(flight.waiter)
+                        with self._lock:
+                            self._unanswered.discard(token)
                         flight.message.inflight -= 1
-                        flight.message.interrupted = True
+                        flight.message.interrupted = lost
                         if flight.message.inflight == 0 and flight.message is not stopper:
-                            interrupted.append(flight.message)
-                    with self._lock:
-                        self._unanswered.clear()
+                            self._drop_rest(flight.message, messages)
+                            finished.append(flight.message)
                 for message in finished:
                     yield message.key, self._outcome(message)
             # the batch ended: every in-flight part is answered or given up
-            yield from self._final(stop, stopper, interrupted, messages)
+            yield from self._final(stop, stopper, messages)
         finally:
             if flights:  # the caller stopped iterating with submits in flight
                 with self._lock:
@@ -572,37 +621,57 @@ class SmppTransport(Transport):
                         link.forget(flight.waiter)
                 self._release_holds()
 
+    def _rest(self, seconds: float) -> None:
+        """Sleep ``seconds`` (pacing, a throttle pause), in steps, until a stop request."""
+        deadline = self._clock() + seconds
+        while not self.stopping():
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return
+            self._sleep(min(STOP_POLL, max(0.001, remaining)))
+
+    @staticmethod
+    def _requeue(message: _Message, index: int, messages: Deque[_Message]) -> None:
+        """Part ``index`` goes again (it was refused for now, or never written), unless
+        the message failed meanwhile."""
+        if message.failure is not None:
+            return
+        message.todo = collections.deque(sorted([*message.todo, index]))
+        if message not in messages:
+            messages.appendleft(message)
+
     def _answered(self, message: _Message, flight: _Flight, messages: Deque[_Message]
-                  ) -> Optional[Tuple[SendFailed, Optional[_Message]]]:
-        """Apply one answer; returns (stop, its message) when sending must stop."""
-        waiter = flight.waiter
-        if waiter.response is None:  # the link went down with this part in flight
-            message.interrupted = True
-            return SendFailed(DOWN, f"{self.name}: {waiter.error}"), None
-        status = waiter.response.status
+                  ) -> Union[None, str, SendFailed]:
+        """Apply one answer.  Returns a SendFailed when sending must stop (it is this
+        message's outcome), a reason when the link must be bound again (the part goes
+        again over the new bind), None otherwise."""
+        status = flight.waiter.response.status if flight.waiter.response is not None else -1
         if status == p.ESME_ROK:
-            message_id = receipts.normalise(str(waiter.response.get("message_id")))
+            assert flight.waiter.response is not None
+            message_id = receipts.normalise(str(flight.waiter.response.get("message_id")))
             message.ids[flight.index] = message_id
             self._remember(message_id)
             message.throttled = 0
-            self._pause = self.settings.throttle_delay
+            self.pacer.taken(flight.epoch)
             return None
         if status == p.ESME_RTHROTTLED and message.failure is None:
             message.throttled += 1
             if message.throttled < MAX_THROTTLED:
-                self._paused_until = self._clock() + self._pause
-                log.info("%s: throttled by the SMSC; pausing %.2fs", self.name, self._pause)
-                self._pause = min(self._pause * 2, max(MAX_THROTTLE_PAUSE,
-                                                       self.settings.throttle_delay))
-                message.todo.appendleft(flight.index)
-                if message not in messages:
-                    messages.appendleft(message)
+                pause = self.pacer.throttled(flight.epoch)
+                if pause is not None:
+                    limit = self.pacer.limit()
+                    log.info("%s: throttled by the SMSC; pausing %.2fs%s", self.name, pause,
+                             f", then at most {limit:.1f} submit_sm/s" if limit else "")
+                self._requeue(message, flight.index, messages)
                 return None
             message.failure = SendFailed(
                 TEMPORARY, f"throttled by the SMSC {message.throttled} times in a row",
                 maybe_sent=any(message.ids), sent_references=[i for i in message.ids if i])
             self._drop_rest(message, messages)
             return None
+        if status in _REBIND:
+            self._requeue(message, flight.index, messages)
+            return f"{self.name}: the SMSC answered {p.status_name(status)}; binding again"
         kind = failure_kind(status)
         reason = f"submit_sm refused: {p.status_name(status)}"
         accepted = [i for i in message.ids if i]
@@ -610,8 +679,8 @@ class SmppTransport(Transport):
             message.failure = SendFailed(kind, reason, maybe_sent=bool(accepted),
                                          sent_references=accepted)
         self._drop_rest(message, messages)
-        if kind in (DOWN, OPERATOR):
-            return message.failure, message
+        if kind == OPERATOR:
+            return message.failure
         return None
 
     @staticmethod
@@ -624,35 +693,32 @@ class SmppTransport(Transport):
     def _complete(message: _Message) -> bool:
         return not message.todo and all(message.ids)
 
-    @staticmethod
-    def _outcome(message: _Message) -> Union[Sent, SendFailed]:
+    def _outcome(self, message: _Message) -> Union[Sent, SendFailed]:
+        if message.interrupted is not None:
+            return self._maybe_sent(message, TEMPORARY, message.interrupted)
         if message.failure is not None:
             return message.failure
         ids = tuple(i or "" for i in message.ids)
         return Sent(ids, message.plan.sms, message.plan.encoding)
 
     def _final(self, stop: Optional[SendFailed], stopper: Optional[_Message],
-               interrupted: List[_Message], waiting: Deque[_Message]
-               ) -> Iterator[Tuple[Any, Union[Sent, SendFailed]]]:
-        """The outcomes left when the batch ends: interrupted messages, then the stop."""
-        # a message with parts accepted but others never submitted also may have gone
-        for message in list(waiting):
-            if message.started and any(message.ids) and message not in interrupted:
-                interrupted.append(message)
-        if stop is None:
-            for message in interrupted:
-                yield message.key, self._maybe_sent(message, TEMPORARY, "interrupted")
-            return
+               waiting: Deque[_Message]) -> Iterator[Tuple[Any, Union[Sent, SendFailed]]]:
+        """The outcomes left when the batch ends: messages some of whose parts were
+        accepted and the rest never submitted (they may have gone: an attempt), then the
+        stop.  Messages never submitted are not yielded (no attempt)."""
+        partial = [m for m in waiting if m.started and any(m.ids) and m is not stopper]
+        reason = stop.reason if stop is not None else "stopped before its other parts went"
         last = None
-        if stopper is not None:
-            last = (stopper.key, stop)
-        elif interrupted:
-            message = interrupted.pop()
-            last = (message.key, self._maybe_sent(message, stop.kind, stop.reason))
-        elif waiting:
-            last = (waiting[0].key, stop)  # never submitted: kept without an attempt
-        for message in interrupted:
-            yield message.key, self._maybe_sent(message, TEMPORARY, stop.reason)
+        if stop is not None:
+            if stopper is not None:
+                last = (stopper.key, stop)
+            elif partial:
+                message = partial.pop()
+                last = (message.key, self._maybe_sent(message, stop.kind, stop.reason))
+            elif waiting:
+                last = (waiting[0].key, stop)  # never submitted: kept without an attempt
+        for message in partial:
+            yield message.key, self._maybe_sent(message, TEMPORARY, reason)
         if last is not None:
             yield last
 

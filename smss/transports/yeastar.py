@@ -2,8 +2,9 @@
 
 Sending: WebCGI (``1500101``; the TG queues the message per port itself, no status
 comes back) or AMI ``smscommand`` ``gsm send sms <span> <number> "<text>" <id>`` (span
-= port + 1), whose ``UpdateSMSSend`` event with our id later says delivered (1) or
-failed (0).  Several ports: round robin.
+= port + 1; the text percent-encoded, see ``smss.gateways.yeastar``), whose
+``UpdateSMSSend`` event with our id later says delivered (1) or failed (0).  Several
+ports: round robin.
 
 Receiving: the TG pushes ``ReceivedSMS`` events to connected AMI sessions only; what
 arrives while nobody is connected stays in its web inbox and never reaches us.  So
@@ -294,6 +295,7 @@ class YeastarTransport(Transport):
         return port
 
     def send(self, phone: str, text: str, progress=None) -> Sent:  # whole messages only
+        text = self.sendable(text)
         port = self._port()
         if self.settings.send_via == "ami":
             return self._send_ami(port, phone, text)
@@ -375,7 +377,7 @@ class YeastarTransport(Transport):
         trouble = [line.strip() for line in answer.output if _CLI_TROUBLE.search(line)]
         if trouble:
             raise SendFailed(TEMPORARY, f"{self.name} port {port}: {' / '.join(trouble)}")
-        return Sent((sms_id,), plan_parts(proto.one_line(text)).count, "")
+        return Sent((sms_id,), plan_parts(text).count, "")
 
     # -- USSD
 

@@ -2,8 +2,9 @@
 
 The same path as a TCP record: ``smss.spooler.validate.check`` with the same rules,
 the same record size limit (a message counts as the record ``#PHONE;TEXT``
-would), then ``Committer.submit``; ``OK <id>`` only once the group commit's
-transaction committed, ``ERR 503`` when it failed.  The committer's
+would), then ``Committer.submit`` (which waits while the committer's backlog is
+full); ``OK <id>`` only once the group commit's transaction committed, ``ERR
+503`` when it failed, ``ERR 504`` when the database never confirmed it.  The committer's
 ``on_commit`` kicks the dispatcher, as it does for the TCP door.  Each message
 is judged on its own: the good ones are stored even when others fail.
 
@@ -25,10 +26,17 @@ import pymysql
 
 from smss import doors
 from smss.spooler import validate
-from smss.spooler.committer import Committer, StorageUnavailable
-from smss.spooler.protocol import TOO_LONG, UNAVAILABLE, Record, RecordError, format_record
+from smss.spooler.committer import Committer, StorageInDoubt, StorageUnavailable
+from smss.spooler.protocol import (
+    IN_DOUBT,
+    TOO_LONG,
+    UNAVAILABLE,
+    Record,
+    RecordError,
+    format_record,
+)
 from smss.store import queue as msg_table
-from smss.store.database import UNAVAILABLE_ERRORS, Connection
+from smss.store.database import UNAVAILABLE_ERRORS, CommitInDoubt, Connection
 from smss.store.queue import NewMessage
 
 log = logging.getLogger(__name__)
@@ -68,6 +76,11 @@ class Sender:
                                          " skipped")
         return validate.check(Record(phone, text), self.rules)
 
+    def kick(self) -> None:
+        """Kick the dispatcher for messages queued another way (a retry, a resumed
+        transport)."""
+        self.committer.notify_commit(1)
+
     async def send(self, messages: Sequence[Tuple[str, str]], client: str) -> List[Result]:
         """Judge and store ``(phone, text)`` pairs; call on the event loop."""
         client = client[:CLIENT_WIDTH]
@@ -77,7 +90,7 @@ class Sender:
             if isinstance(verdict, RecordError):
                 pending.append(Result(code=verdict.code, error=verdict.reason, phone=phone))
                 continue
-            pending.append(self.committer.submit(
+            pending.append(await self.committer.submit(
                 NewMessage(verdict.phone, verdict.text, verdict.parts, client,
                            verdict.route)))
         results: List[Result] = []
@@ -87,6 +100,9 @@ class Sender:
                 continue
             try:
                 results.append(Result(id=await item, phone=phone))
+            except StorageInDoubt:
+                results.append(Result(code=IN_DOUBT, error="storage did not confirm the commit,"
+                                      " the message may be stored", phone=phone))
             except StorageUnavailable:
                 results.append(Result(code=UNAVAILABLE, error="storage unavailable, not stored",
                                       phone=phone))
@@ -107,23 +123,33 @@ class Sender:
         """Store the messages that passed ``judge`` (``(phone as given, verdict)`` pairs)
         in one transaction on ``conn`` with whatever ``extra(conn, results)`` writes; call
         from a worker thread.  ``StorageUnavailable`` when the transaction failed
-        (nothing is stored then, ``extra``'s rows neither)."""
+        (nothing is stored then, ``extra``'s rows neither); a COMMIT the database did not
+        confirm is settled first (``Committer.settle``), and ``StorageInDoubt`` when
+        even that gets no answer."""
         client = client[:CLIENT_WIDTH]
         good = [NewMessage(v.phone, v.text, v.parts, client, v.route)
                 for _, v in judged if not isinstance(v, RecordError)]
         door = client.partition(":")[0]
+        inserted: List[int] = []
         try:
             with conn.transaction():
-                ids = iter(msg_table.insert(conn, good))
+                inserted = msg_table.insert(conn, good)
+                ids = iter(inserted)
                 results = [Result(code=v.code, error=v.reason, phone=phone)
                            if isinstance(v, RecordError) else Result(id=next(ids), phone=phone)
                            for phone, v in judged]
                 if extra is not None:
                     extra(conn, results)
+        except CommitInDoubt as exc:  # settled the way the group commit settles its own
+            stored = self.committer.settle(exc.session, inserted, good[0]) if good else None
+            if stored is None:
+                _not_stored(door, good, IN_DOUBT, client, exc)
+                raise StorageInDoubt(str(exc)) from exc
+            if not stored:
+                _not_stored(door, good, UNAVAILABLE, client, exc)
+                raise StorageUnavailable(str(exc)) from exc
         except _STORE_ERRORS as exc:
-            for _ in good:
-                doors.refused(door, UNAVAILABLE)
-            log.error("%s: %d message(s) not stored: %s", client, len(good), exc)
+            _not_stored(door, good, UNAVAILABLE, client, exc)
             raise StorageUnavailable(str(exc)) from exc
         doors.accepted(door, len(good))
         for result in results:
@@ -133,3 +159,10 @@ class Sender:
         log.info("%s: %d message(s) stored, %d refused", client, len(good),
                  len(results) - len(good))
         return results
+
+
+def _not_stored(door: str, good: Sequence[NewMessage], code: int, client: str,
+                exc: BaseException) -> None:
+    for _ in good:
+        doors.refused(door, code)
+    log.error("%s: %d message(s) not stored: %s", client, len(good), exc)

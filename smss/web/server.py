@@ -52,7 +52,7 @@ class _Uvicorn(uvicorn.Server):
 class WebServer:
     def __init__(self, config: Config, committer: Committer) -> None:
         self.settings = WebSettings.from_config(config)
-        self.pool = Pool(self.settings.database_url, self.settings.connect_timeout)
+        self.pool = Pool(self.settings.database)
         sender = Sender(committer, self.settings.rules, self.settings.max_record_bytes)
         self.app = create_app(self.settings, sender, self.pool)
         trusted = list(self.settings.trusted_proxies)
@@ -102,11 +102,8 @@ async def _serve_alone(config: Config, sockets: List[socket.socket],
     env = {"SMSS_CONFIG": config.path} if config.path else None
     kicker = Kicker(config.get("server", "kick_command"), env=env,
                     dispatcher_lock=config.get("dispatcher", "lockfile"))
-    committer = Committer(
-        config.get("database", "url"),
-        config.get("database", "connect_timeout"),
-        on_commit=lambda count: loop.call_soon_threadsafe(kicker.kick),
-    )
+    committer = Committer.from_config(
+        config, on_commit=lambda count: loop.call_soon_threadsafe(kicker.kick))
     committer.start()
     web = WebServer(config, committer)
     await web.start(sockets)
@@ -134,8 +131,7 @@ class ThreadedWebServer:
 
     def __init__(self, config: Config, committer: Optional[Committer] = None) -> None:
         self.config = config
-        self.committer = committer or Committer(config.get("database", "url"),
-                                                config.get("database", "connect_timeout"))
+        self.committer = committer or Committer.from_config(config)
         self.sockets = bind(config)
         host, port = self.sockets[0].getsockname()[:2]
         self.url = f"http://{host}:{port}"

@@ -16,15 +16,16 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any, Tuple
 
 from smss.config import Config, ConfigError
+from smss.events.record import Events
 from smss.spooler.validate import Rules
+from smss.store.database import DatabaseSettings
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class WebSettings:
-    database_url: str
-    connect_timeout: float = 10.0
+    database: DatabaseSettings
     rules: Rules = field(default_factory=Rules)
     max_record_bytes: int = 8192
     max_records: int = 1000  # messages in one request
@@ -38,13 +39,13 @@ class WebSettings:
     port: int = 8021
     trusted_proxies: Tuple[str, ...] = ()
     metrics_allow: Tuple[Any, ...] = ()  # networks that may read /metrics without a token
+    events: Events = field(default_factory=Events)  # what a cancel tells (webhooks, dlr-url)
 
     @classmethod
     def from_config(cls, config: Config) -> "WebSettings":
         get = config.get
         return cls(
-            database_url=get("database", "url"),
-            connect_timeout=get("database", "connect_timeout"),
+            database=DatabaseSettings.from_config(config),
             rules=Rules.from_config(config),
             max_record_bytes=get("server", "max_record_bytes"),
             max_records=get("server", "max_records_per_connection"),
@@ -58,6 +59,7 @@ class WebSettings:
             port=get("web", "port"),
             trusted_proxies=get("web", "trusted_proxies"),
             metrics_allow=get("web", "metrics_allow"),
+            events=Events.from_config(config),
         )
 
     @property

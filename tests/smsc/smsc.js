@@ -10,6 +10,24 @@
 //
 // Commands: set (behaviour, see `defaults`), deliver (send deliver_sm), enquire (send
 // enquire_link), unbind (send unbind), drop (cut every connection), stats, reset, quit.
+// Every event carries `t`, the SMSC's clock in milliseconds.
+//
+// Misbehaviour, each as real SMSCs show it:
+// - rate: at most N submit_sm per second (any 1000 ms) are taken; the others are answered
+//   ESME_RTHROTTLED, "ESME has exceeded allowed message limits" (SMPP 3.4 section 5.1.3),
+//   as an operator's per-account TPS limit or Jasmin's smpps_throughput quota (messages
+//   per second) answers.  Taken submits count whatever their answer.
+// - errorShare: this share of the taken submit_sm (0.2: every fifth) is answered
+//   errorStatus (ESME_RSYSERR, 0x08, "System Error"), evenly, so a test knows which.
+// - dropEvery: every Nth PDU the ESME sends (counted since the reset, binds included) is
+//   not processed: the SMSC closes the connection instead (its answers already given go
+//   out first), as an SMSC that restarts or sheds sessions does.  Neither that PDU nor any
+//   after it on that connection is taken.
+// - bindStatus: binds are answered with this command_status (ESME_RSYSERR: an SMSC that
+//   cannot take sessions now; ESME_RBINDFAIL ...).
+// - stopReading: after the next bind the session reads nothing more (an SMSC that hangs),
+//   so what the ESME writes piles up in the TCP buffers.
+// - receiptForm: the receipt text (SMPP 3.4 Appendix B, or a variant SMSCs write).
 'use strict';
 
 const smpp = require('smpp');
@@ -29,11 +47,21 @@ const defaults = {
   silent: 0,              // the next N submit_sm get no response at all
   respDelayMs: 0,         // delay before each submit_sm_resp
   answerEnquire: true,
+  rate: 0,                // submit_sm taken per second (0: no limit); more: ESME_RTHROTTLED
+  errorShare: 0,          // share of taken submit_sm answered errorStatus
+  errorStatus: 0x08,      // ESME_RSYSERR
+  dropEvery: 0,           // cut the connection instead of processing every Nth PDU
+  bindStatus: 0,          // command_status of bind responses (0: bound)
+  stopReading: false,     // read nothing after the next bind
+  receiptForm: 'spec',    // spec | dlvr | upper | seconds | minimal
 };
 const settings = JSON.parse(JSON.stringify(defaults));
 
 let nextMessage = 0x1A2B3C00;
 let submits = 0;
+let pdus = 0;             // PDUs received from ESMEs since the reset (dropEvery)
+let taken = [];           // when the submit_sm of the last second were taken (rate)
+let errorCredit = 0;      // errorShare accumulated (an error each time it reaches 1)
 let outstanding = 0;
 let maxOutstanding = 0;
 let sessionCount = 0;
@@ -41,6 +69,7 @@ const sessions = new Set();
 const waitingDeliveries = {};  // system_id -> [pdu options] for no bound receiver yet
 
 function emit(object) {
+  if (object.event !== undefined) object.t = Date.now();
   process.stdout.write(JSON.stringify(object) + '\n');
 }
 
@@ -113,9 +142,25 @@ function flushWaiting(session) {
 function receiptFor(pdu, messageId, number) {
   const textId = settings.receiptTextId === 'same' ? messageId
     : formatId(number, settings.receiptTextId);
-  const stamp = '2401011200';
-  const text = `id:${textId} sub:001 dlvrd:001 submit date:${stamp} done date:${stamp} ` +
-    `stat:${settings.receiptStat} err:000 text:`;
+  const stat = settings.receiptStat;
+  const forms = {
+    // SMPP 3.4 Appendix B
+    spec: `id:${textId} sub:001 dlvrd:001 submit date:2401011200 done date:2401011200 ` +
+      `stat:${stat} err:000 text:`,
+    // "dlvr:" for dlvrd and underscores in the dates (SMSCs that spell them so)
+    dlvr: `id:${textId} sub:001 dlvr:001 submit_date:2401011200 done_date:2401011200 ` +
+      `stat:${stat} err:000 text:`,
+    // upper case, 14-digit dates (Cloudhopper reads 10, 12 and 14 digits)
+    upper: `ID:${textId} SUB:001 DLVRD:001 SUBMIT DATE:20240101120000 DONE DATE:` +
+      `20240101120000 STAT:${stat} ERR:000 TEXT:Hello`,
+    // 12-digit dates with seconds, the fields in another order
+    seconds: `id:${textId} stat:${stat} err:000 sub:001 dlvrd:001 ` +
+      `submit date:240101120000 done date:240101120000 Text:Hello`,
+    // only what Kannel reads when its sscanf fails (id:, stat:, err:)
+    minimal: `id:${textId} stat:${stat}`,
+  };
+  const text = forms[settings.receiptForm];
+  if (text === undefined) throw new Error('unknown receiptForm ' + settings.receiptForm);
   const options = {
     source_addr_ton: pdu.dest_addr_ton, source_addr_npi: pdu.dest_addr_npi,
     source_addr: pdu.destination_addr,
@@ -153,7 +198,7 @@ function describe(pdu) {
     text: typeof sm.message === 'string' ? sm.message : null,
     payload_text: payloadText,
     tlvs,
-    raw: pdu.raw ? pdu.raw.toString('hex') : null,
+    raw: pdu.raw && pdu.raw.length <= 4096 ? pdu.raw.toString('hex') : null,  // big: not echoed
   };
 }
 
@@ -180,14 +225,25 @@ function onSubmit(session, pdu) {
     return;
   }
   let status = 0;
+  const now = Date.now();
+  taken = taken.filter((at) => now - at < 1000);
   if (settings.throttle > 0) {
     settings.throttle -= 1;
     status = smpp.ESME_RTHROTTLED;
-  } else if (settings.failCount > 0) {
-    settings.failCount -= 1;
-    status = settings.failStatus;
-  } else if (settings.failOn.includes(submits)) {
-    status = settings.failStatus;
+  } else if (settings.rate > 0 && taken.length >= settings.rate) {
+    status = smpp.ESME_RTHROTTLED;
+  } else {
+    taken.push(now);  // taken: it counts against the rate whatever its answer
+    errorCredit += settings.errorShare;
+    if (settings.errorShare > 0 && errorCredit >= 1 - 1e-9) {
+      errorCredit -= 1;
+      status = settings.errorStatus;
+    } else if (settings.failCount > 0) {
+      settings.failCount -= 1;
+      status = settings.failStatus;
+    } else if (settings.failOn.includes(submits)) {
+      status = settings.failStatus;
+    }
   }
   let messageId = null;
   let number = null;
@@ -221,17 +277,17 @@ function onSubmit(session, pdu) {
 
 const server = smpp.createServer((raw) => {
   const session = {smpp: raw, number: ++sessionCount, systemId: null, mode: null, bound: false,
-    pending: new Map(), deliveries: 0};
+    pending: new Map(), deliveries: 0, dropped: false};
   sessions.add(session);
   const onBind = (pdu) => {
     const ok = settings.users[pdu.system_id] !== undefined &&
       settings.users[pdu.system_id] === pdu.password;
-    const status = ok ? 0 : smpp.ESME_RINVPASWD;
+    const status = !ok ? smpp.ESME_RINVPASWD : settings.bindStatus;
     emit({event: 'bind', session: session.number, command: pdu.command,
       system_id: pdu.system_id, password: pdu.password, system_type: pdu.system_type,
       interface_version: pdu.interface_version, addr_ton: pdu.addr_ton,
       addr_npi: pdu.addr_npi, address_range: pdu.address_range, status});
-    if (!ok) {
+    if (status !== 0) {
       raw.send(pdu.response({command_status: status}));
       return;
     }
@@ -239,22 +295,42 @@ const server = smpp.createServer((raw) => {
     session.mode = pdu.command;
     session.bound = true;
     raw.send(pdu.response({system_id: 'nodesmsc'}));
+    if (settings.stopReading) {
+      settings.stopReading = false;
+      raw.pause();
+      raw.socket.pause();
+      emit({event: 'stopped_reading', session: session.number});
+      return;
+    }
     flushWaiting(session);
   };
-  raw.on('bind_transceiver', onBind);
-  raw.on('bind_transmitter', onBind);
-  raw.on('bind_receiver', onBind);
-  raw.on('submit_sm', (pdu) => onSubmit(session, pdu));
-  raw.on('enquire_link', (pdu) => {
+  // every PDU counts for dropEvery; the one that trips it is not processed
+  raw.on('pdu', (pdu) => {
+    pdus += 1;
+    if (settings.dropEvery > 0 && pdus % settings.dropEvery === 0 && !session.dropped) {
+      session.dropped = true;
+      raw.pause();
+      emit({event: 'drop', session: session.number, command: pdu.command,
+        sequence: pdu.sequence_number});
+      raw.socket.end();  // the answers already given go out first, then the FIN
+      setTimeout(() => raw.destroy(), 100);
+    }
+  });
+  const live = (handler) => (pdu) => { if (!session.dropped) handler(pdu); };
+  raw.on('bind_transceiver', live(onBind));
+  raw.on('bind_transmitter', live(onBind));
+  raw.on('bind_receiver', live(onBind));
+  raw.on('submit_sm', live((pdu) => onSubmit(session, pdu)));
+  raw.on('enquire_link', live((pdu) => {
     emit({event: 'enquire_link', session: session.number});
     if (settings.answerEnquire) raw.send(pdu.response());
-  });
-  raw.on('unbind', (pdu) => {
+  }));
+  raw.on('unbind', live((pdu) => {
     emit({event: 'unbind', session: session.number});
     session.bound = false;
     raw.send(pdu.response());
     raw.close();
-  });
+  }));
   raw.on('error', (error) => emit({event: 'error', session: session.number,
     message: String(error)}));
   raw.on('close', () => {
@@ -335,6 +411,9 @@ const commands = {
     }
     for (const key of Object.keys(waitingDeliveries)) delete waitingDeliveries[key];
     submits = 0;
+    pdus = 0;
+    taken = [];
+    errorCredit = 0;
     outstanding = 0;
     maxOutstanding = 0;
     return {};
