@@ -174,9 +174,10 @@ def through_modems(count: int, per_modem: int, latency) -> dict:
     if len(sent) != messages:
         raise RuntimeError(f"{len(sent)} of {messages} messages reached the simulators")
     sending = max(r["answered"] for r in sent) - min(r["timestamp"] for r in sent)
+    network = sum(r["answered"] - r["timestamp"] for r in sent) / len(sent)
     return {"modems": count, "messages": messages, "seconds": seconds,
             "per_minute": messages / seconds * 60, "sending_seconds": sending,
-            "by_modem": [len(records) for records in per_sim]}
+            "network_seconds": network, "by_modem": [len(records) for records in per_sim]}
 
 
 def modem_scaling(counts, per_modem: int, latency) -> int:
@@ -185,12 +186,14 @@ def modem_scaling(counts, per_modem: int, latency) -> int:
     label = "realistic latency (2-4 s)" if latency == "realistic" else f"{latency} s"
     print(f"one check_and_send pass, N modems ([transport:gsm1..N]), simulator AT+CMGS: {label}")
     print(f"{'modems':>6}{'messages':>9}{'seconds':>9}{'msg/min':>9}{'ratio':>7}"
-          f"  first AT+CMGS to last answer  per modem")
+          f"{'sending s':>11}{'AT+CMGS s':>11}  per modem")
     for row in rows:
         ratio = row["per_minute"] / base["per_minute"] if base else float("nan")
         print(f"{row['modems']:>6}{row['messages']:>9}{row['seconds']:>9.1f}"
-              f"{row['per_minute']:>9.1f}{ratio:>6.2f}x  {row['sending_seconds']:>10.1f} s"
-              f"{'':>18}{'/'.join(map(str, row['by_modem']))}")
+              f"{row['per_minute']:>9.1f}{ratio:>6.2f}x{row['sending_seconds']:>11.1f}"
+              f"{row['network_seconds']:>11.2f}  {'/'.join(map(str, row['by_modem']))}")
+    print("(sending s: first AT+CMGS to the last answer; AT+CMGS s: the simulator's mean"
+          " time to answer one, its random latency)")
     four = next((row for row in rows if row["modems"] == 4), None)
     if base and four:
         ratio = four["per_minute"] / base["per_minute"]
