@@ -8,7 +8,9 @@ The order of every step is what keeps messages safe:
   messages moving gets them through ``check_and_send.windowed``, which does the same
   in group commits (marks a batch ahead, outcomes of a few milliseconds together).
   If that last commit fails, the outcome goes to a local journal that the next pass
-  applies first, so a database outage never makes a message go out twice.
+  applies first, so a database outage never makes a message go out twice; the
+  message stays claimed until then (released, another lane would send it again).
+  The lanes of a process share the journal, one of them applying it at a time.
 - The journal and the delete ledger live in ``[dispatcher] state_dir``, which
   survives a reboot (``smss.statefiles``).
 - Received messages are committed to ``rcv`` before they are deleted from
@@ -32,9 +34,11 @@ The order of every step is what keeps messages safe:
   last 60 seconds; a pass claims no more than the limit lets it send now and
   waits for a free slot without holding claims another dispatcher could use.
 - Every step forward (a message finished, a rate-limit wait begun, a message
-  received) calls ``alive``: the caller's pass timer catches a hung pass, not a
+  received) calls ``alive``: the lane's pass timer catches a hung pass, not a
   long one that keeps working (stopping that in the middle of a send would
   send one message twice).
+- Expiry removes only unclaimed messages, so two lanes never expire (nor a lane
+  expire and another send) the same one.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ DATABASE = "database"
 OWNER_LENGTH = 128
 _LIVE_OWNERS: Set[str] = set()  # owner ids of this process's dispatchers (its lanes)
 _LIVE_OWNERS_LOCK = threading.Lock()
+_JOURNAL_LOCK = threading.Lock()  # the lanes of a process share one journal file
 
 
 class DatabaseDown(Exception):
@@ -156,10 +161,18 @@ class PassReport:
     problem: Optional[str] = None  # why the pass ended early (transport down, PIN ...)
     problem_kind: Optional[str] = None
     new_rcv_ids: List[int] = field(default_factory=list)
+    paused: List[str] = field(default_factory=list)  # transports an operator paused
 
     @property
     def ok(self) -> bool:
         return self.problem is None
+
+    @property
+    def stalled(self) -> bool:
+        """Nothing moved while a transport is paused: messages still due may be waiting
+        for it, so another pass right away would do nothing either."""
+        return bool(self.paused) and not (self.sent or self.failed or self.deferred
+                                          or self.expired)
 
 
 def owner_id(lane: str = "") -> str:
@@ -200,6 +213,11 @@ class Dispatcher:
         #: routes this dispatcher claims besides unrouted messages (None: every message);
         #: set by check_and_send.lanes when one process drives several transports
         self.claim_routes: Optional[List[str]] = None
+        #: other lanes of this process draw from the same queue at the same time: a
+        #: transport that sends one message at a time then claims one at a time, so a
+        #: burst is shared by every transport free at the moment
+        self.shares_queue = False
+        self._was_paused = False
 
     # -- the pass
 
@@ -283,6 +301,8 @@ class Dispatcher:
     # -- sending
 
     def send_due(self, report: PassReport) -> None:
+        if self._paused(report):
+            return  # an operator paused this transport: it still receives
         if self._windowed():
             windowed.send(self, report)
             return
@@ -300,7 +320,7 @@ class Dispatcher:
                 self.alive(0.0)
                 if not keep_going:
                     return  # transport down or needs an operator: the rest stays queued
-            if len(batch) < size:
+            if len(batch) < size or self._paused(report):
                 return
 
     def _windowed(self) -> bool:
@@ -314,6 +334,25 @@ class Dispatcher:
         """The windowed path ended: these messages are still claimed and unsettled (the
         pass releases them, counting an attempt for those that may have been sent)."""
         self._claimed = list(message_ids)
+
+    def _paused(self, report: PassReport) -> bool:
+        if not self.paused_now(self.conn):
+            return False
+        if self.transport.name not in report.paused:
+            report.paused.append(self.transport.name)
+        return True
+
+    def paused_now(self, conn: Connection) -> bool:
+        """Whether an operator paused this transport (logged when that changes); ``conn``
+        is the dispatcher's connection or, while the windowed path runs, its bookkeeper's."""
+        found = transports.paused(conn, self.transport.name)
+        if found is not None and not self._was_paused:
+            log.warning("%s is paused (by %s): sending nothing through it", found.name,
+                        found.paused_by)
+        elif found is None and self._was_paused:
+            log.info("%s is no longer paused", self.transport.name)
+        self._was_paused = found is not None
+        return found is not None
 
     def _send_one(self, message: queue.Claimed, report: PassReport) -> bool:
         attempts = message.attempts + 1
@@ -403,6 +442,8 @@ class Dispatcher:
             self._apply(message, outcome)
         except Exception as exc:  # noqa: BLE001 - whatever failed, the send must not repeat
             self._journal(outcome)
+            if message.id in self._claimed:  # the claim stays until the journal is applied:
+                self._claimed.remove(message.id)  # released, another lane would send it again
             if not isinstance(exc, UNAVAILABLE_ERRORS):
                 log.exception("could not record message %d", message.id)
             raise DatabaseDown(str(exc)) from exc
@@ -452,16 +493,19 @@ class Dispatcher:
         """How many messages to claim: no more than the rate limit lets go now, so a
         waiting dispatcher does not sit on messages another one could send."""
         limit = self.settings.rate_limit
+        batch = self.settings.batch_size
+        if self.transport.window > 1:  # no more "sending" than can be in flight
+            batch = min(batch, self.transport.window)
+        elif self.shares_queue:
+            batch = 1
         if limit <= 0:
-            if self.transport.window > 1:  # no more "sending" than can be in flight
-                return min(self.settings.batch_size, self.transport.window)
-            return self.settings.batch_size
-        if not queue.due_count(self.conn):
+            return batch
+        if not queue.due_count(self.conn, self.claim_routes):
             return 0  # nothing to wait for
         in_window = self._wait_for_slot(1)
         if in_window is None:
             return 0
-        return max(1, min(self.settings.batch_size, limit - in_window))
+        return max(1, min(batch, limit - in_window))
 
     def _release_claims(self) -> None:
         """Give back what this pass still holds; a send that had started counts as an
@@ -481,16 +525,29 @@ class Dispatcher:
     # -- journal of outcomes the database did not take
 
     def _journal(self, outcome: dict) -> None:
+        self.journal_many([outcome])
+
+    def journal_many(self, outcomes: List[dict]) -> None:
+        """Append outcomes to the journal with one fsync (the windowed path's failed
+        round journals them together)."""
+        ids = ", ".join(str(outcome["id"]) for outcome in outcomes)
         path = self.settings.journal
         if not path:
-            log.error("no journal file: outcome of message %s is lost: %s", outcome["id"], outcome)
+            log.error("no journal file: the outcomes of messages %s are lost: %s", ids,
+                      outcomes)
             return
-        statefiles.append_line(path, json.dumps(outcome))
-        log.error("database unavailable: outcome of message %s kept in %s", outcome["id"], path)
+        with _JOURNAL_LOCK:  # never between another lane's reading and removing it
+            statefiles.append_lines(path, [json.dumps(outcome) for outcome in outcomes])
+        log.error("database unavailable: the outcomes of messages %s are kept in %s", ids, path)
 
     def replay_journal(self) -> None:
         """Apply the outcomes journaled while the database was away (also a journal an
-        older version left beside the lock file); a line that cannot be read is skipped."""
+        older version left beside the lock file); a line that cannot be read is skipped.
+        The lanes of a process share the journal: one of them applies it at a time."""
+        with _JOURNAL_LOCK:
+            self._replay_journal()
+
+    def _replay_journal(self) -> None:
         for path in (self.settings.legacy_journal, self.settings.journal):
             if not path or not os.path.exists(path):
                 continue
@@ -543,9 +600,10 @@ class Dispatcher:
         for message in queue.expired(self.conn, cutoff, 1000):
             error = message.last_error or "not sent in time"
             with self.conn.transaction():
+                if not queue.delete_unclaimed(self.conn, message.id):
+                    continue  # another lane (or dispatcher) claimed or expired it meanwhile
                 sent.record(self.conn, message, sent.EXPIRED, attempts=message.attempts,
                             error=f"expired: {error}")
-                queue.delete(self.conn, message.id)
                 self.settings.events.finished(self.conn, message, sent.EXPIRED, message.attempts,
                                               error=f"expired: {error}")
             count += 1

@@ -31,7 +31,6 @@ The order that keeps messages safe, with the database work batched:
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -40,7 +39,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Deque, Dict, Iterator, List, Optional, Tuple
 
-from smss import statefiles
 from smss.store import queue, sent
 from smss.transports.base import SendFailed
 
@@ -50,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL = 0.1  # seconds between looks at a stop request while waiting for the bookkeeper
+PAUSE_CHECK_EVERY = 1.0  # seconds: how often a draining pipeline looks for an operator's pause
 ALIVE_EVERY = 0.05  # seconds: how often the pass timer is told of progress (two syscalls)
 MAX_CLAIM = 1000  # messages claimed (and marked) in one round at most
 
@@ -108,6 +107,8 @@ class Pipeline:
         self._busy = False  # a round is being committed
         self.error: Optional[BaseException] = None  # the round that failed
         self.rounds = 0
+        self.paused = False  # an operator paused the transport meanwhile
+        self._pause_checked = time.monotonic()  # Dispatcher.send_due looked just before
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"bookkeeper {dispatcher.transport.name}")
 
@@ -233,10 +234,20 @@ class Pipeline:
                     assert op.retry_at is not None
                     queue.defer_row(conn, op.message.id, op.attempts, op.retry_at, op.error)
             queue.release_rows(conn, [op.message.id for op in ops if op.kind == RELEASE])
-            if not wanted:
+            if not wanted or self._paused():
                 return []
             return queue.claim_rows(conn, dispatcher.owner, wanted, dispatcher.claim_routes,
                                     sending=True)
+
+    def _paused(self) -> bool:
+        """An operator paused the transport while the queue drains (looked at every
+        PAUSE_CHECK_EVERY): no more claims; what is marked still goes out."""
+        now = time.monotonic()
+        if now - self._pause_checked < PAUSE_CHECK_EVERY:
+            return False
+        self._pause_checked = now
+        self.paused = self.dispatcher.paused_now(self.conn)
+        return self.paused
 
     def _failed(self, ops: List[_Op], exc: BaseException) -> None:
         """The round's transaction failed: keep its finished outcomes in the journal."""
@@ -256,14 +267,7 @@ class Pipeline:
                 self.put(op)
 
     def _journal(self, outcomes: List[dict]) -> None:
-        path = self.dispatcher.settings.journal
-        if not path:
-            log.error("no journal file: the outcomes of messages %s are lost",
-                      ", ".join(str(o["id"]) for o in outcomes))
-            return
-        statefiles.append_lines(path, [json.dumps(outcome) for outcome in outcomes])
-        log.error("database unavailable: the outcomes of messages %s are kept in %s",
-                  ", ".join(str(o["id"]) for o in outcomes), path)
+        self.dispatcher.journal_many(outcomes)
 
 
 def send(dispatcher: "Dispatcher", report: "PassReport") -> None:
@@ -297,5 +301,7 @@ def send(dispatcher: "Dispatcher", report: "PassReport") -> None:
         done = True
     finally:
         dispatcher.still_claimed(pipeline.close(done))
+    if pipeline.paused and transport.name not in report.paused:
+        report.paused.append(transport.name)
     if pipeline.error is not None:
         raise DatabaseDown(str(pipeline.error)) from pipeline.error

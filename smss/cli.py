@@ -25,6 +25,8 @@ from smss.config import Config, ConfigError, load
 from smss.helpformat import HelpFormatter
 from smss.pidlock import LockHeld, PidLock, pid_alive
 
+ROLES = ("admin", "operator", "viewer")  # smss.store.accounts.ROLES (not imported at start)
+
 log = logging.getLogger("smss")
 
 DEFAULT_DAEMON_LOG = "/var/log/smss/smss.log"
@@ -139,16 +141,26 @@ def build_parser() -> argparse.ArgumentParser:
                       help="control channel of the modem simulator (default 2022)")
     _command(commands, "web", _plain(cmd_web), "the web interface and HTTP API alone, in "
              "the foreground ([web] settings)")
-    _accounts(commands, "user", "web interface users", {
+    users = _accounts(commands, "user", "web interface users", {
         "add": "create a user; the password is asked twice (or read from the first line "
                "of stdin when it is not a terminal)",
         "passwd": "set a new password (ends that user's logins)",
+        "role": "change the user's role",
         "delete": "delete the user (ends that user's logins)",
     })
-    _accounts(commands, "token", "API tokens", {
+    users["add"].add_argument("--role", choices=ROLES, help="admin: users, tokens, "
+                              "transports; operator: send and act on messages; viewer: "
+                              "read only (default: admin when there is no admin yet, else "
+                              "operator)")
+    users["role"].add_argument("role", choices=ROLES, metavar="ROLE",
+                               help="admin, operator or viewer")
+    tokens = _accounts(commands, "token", "API tokens", {
         "add": "make a token and print it (shown only this once)",
         "delete": "revoke the token at once",
     })
+    tokens["add"].add_argument("--role", choices=ROLES, default="operator",
+                               help="viewer: read only; operator: send and act on messages "
+                               "(default); admin: also pause and resume transports")
     ussd = _command(commands, "ussd", _ussd, "send a USSD code (*100#) through a modem, GoIP "
                     "or Yeastar and print the network's answer")
     ussd.add_argument("code", nargs="?", metavar="CODE", help="the USSD code, e.g. '*100#'")
@@ -217,7 +229,10 @@ def _account(config: Config, args: argparse.Namespace) -> int:
     from smss.web import accounts
 
     name = getattr(args, "name", None)
-    return accounts.main(args.command, [args.action] + ([name] if name else []), config)
+    words = [args.action] + ([name] if name else [])
+    if args.action == "role":
+        return accounts.main(args.command, words + [args.role], config)
+    return accounts.main(args.command, words, config, role=getattr(args, "role", None))
 
 
 def _ussd(config: Config, args: argparse.Namespace) -> int:

@@ -224,7 +224,8 @@ KEYS: Dict[Tuple[str, str], Key] = {
         _float, "900", "seconds after which another host's claim counts as abandoned"
     ),
     ("dispatcher", "pass_timeout"): Key(
-        _float, "900", "a pass that makes no progress for this long stops, releasing the lock"
+        _float, "900", "a transport's pass that makes no progress for this long is given up"
+        " (that transport only: its claims are released, it is opened again)"
     ),
     ("dispatcher", "poll_interval"): Key(
         _float, "30", "seconds between queue checks of `check_and_send --loop`"
@@ -337,17 +338,20 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ),
     ("web", "session_hours"): Key(_float, "12", "hours a login lasts without being used"),
     ("web", "secure_cookies"): Key(
-        _bool, "no", "send the login cookie only over HTTPS (set it behind a TLS proxy)"
+        _bool, "no", "always mark the login cookie Secure (a request that came over HTTPS, "
+        "also through a proxy in trusted_proxies, gets a Secure cookie anyway)"
     ),
     ("web", "trusted_proxies"): Key(
-        _list, "", "proxy addresses whose X-Forwarded-For and -Proto are believed"
+        _list, "", "proxy addresses whose X-Forwarded-For and -Proto are believed (HTTPS "
+        "through them: Secure cookies and Strict-Transport-Security)"
     ),
     ("web", "page_size"): Key(_positive_int, "50", "rows per page"),
     ("web", "timezone"): Key(
         _str, "", "time zone of the times shown (`Europe/Prague`); empty: the server's"
     ),
     ("web", "max_login_failures"): Key(
-        _positive_int, "10", "failed logins from one address in 15 minutes before it must wait"
+        _positive_int, "10", "failed logins from one address, or for one user name, in 15 "
+        "minutes before it must wait (a try counts before its password is checked)"
     ),
     ("web", "metrics_allow"): Key(
         _networks, "127.0.0.0/8, ::1",

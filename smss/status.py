@@ -58,6 +58,9 @@ def report(config: Config) -> List[str]:
             f" {signal}, registration {link.registration or 'unknown'},"
             f" operator {link.operator or 'unknown'}"
         )
+        if link.paused:
+            lines.append(f"  paused by {link.paused_by or 'unknown'} since {_age(link.paused_at)}:"
+                         " the dispatcher sends nothing through it (it still receives)")
         if link.last_error:
             lines.append(f"  last error: {_age(link.last_error_at)}: {link.last_error}")
     for target in events:

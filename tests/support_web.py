@@ -20,7 +20,7 @@ import re
 import subprocess
 import sys
 from contextlib import contextmanager
-from typing import Dict, Iterator
+from typing import Dict, Iterator, Optional
 
 import httpx
 from support_tools import missing as _missing
@@ -55,8 +55,12 @@ def smss(config_path: str, *args: str, stdin: str = "") -> subprocess.CompletedP
                           input=stdin, capture_output=True, text=True, timeout=60)
 
 
-def add_user(config_path: str, name: str, password: str = PASSWORD) -> None:
-    result = smss(config_path, "user", "add", name, stdin=password + "\n")
+def add_user(config_path: str, name: str, password: str = PASSWORD,
+             role: Optional[str] = None) -> None:
+    """``smss user add`` (the first user is an admin, the next ones operators, unless
+    ``role`` says otherwise)."""
+    extra = ["--role", role] if role else []
+    result = smss(config_path, "user", "add", name, *extra, stdin=password + "\n")
     assert result.returncode == 0, result.stderr
 
 

@@ -88,3 +88,12 @@ def test_smpp_against_a_throttling_and_a_dropping_smsc(tmp_path):
         assert re.search(rf"^{re.escape(smsc)} +10 +{NUMBER} ", out, re.M), out
     rows = json.loads(report.read_text())["rows"]
     assert len(rows) == 3 and all(row["seconds"] > 0 for row in rows)
+
+
+def test_charts_with_a_few_thousand_rows(mariadb):
+    out = run([os.path.join(BENCH, "charts.py"), "--rows", "3000", "--repeat", "1",
+               "--mysql-url", mariadb.create_database()])
+    for backend in ("sqlite", "mariadb"):
+        for days in (365, 30):
+            assert re.search(rf"^{backend} +3,000 +{days} days +{NUMBER} +{NUMBER} +{NUMBER}"
+                             rf" +{NUMBER} +{NUMBER}$", out, re.M), out

@@ -298,3 +298,49 @@ def test_database_failing_mid_batch_journals_the_outcomes(tmp_path, smsc: Smsc):
     submits = collections.Counter(e["text"] for e in taken_submits(smsc))
     assert set(submits) == set(ids)
     assert sorted(submits.values()) == [1] * count, [t for t, n in submits.items() if n > 1]
+
+
+def test_a_pause_while_the_queue_drains_stops_the_claims(tmp_path, smsc: Smsc):
+    """An operator pauses the SMPP transport in the middle of a windowed drain: the
+    bookkeeper claims nothing more (it looks every PAUSE_CHECK_EVERY), what was already
+    marked goes out, the rest stays queued unclaimed; after the resume the next pass
+    sends the rest, each message once."""
+    from smss.store import transports
+
+    count = 2000
+    site = smpp_site(tmp_path, smsc, f"sqlite://{tmp_path}/smss.db")
+    ids = enqueue(site, count)
+    smsc.set(respDelayMs=50)  # window 10: about 200 a second, a drain of some 10 s
+    name = f"smpp:smss@{smsc.host}:{smsc.port}"  # the transport's name ([smpp] name unset)
+
+    def pause_soon():
+        deadline = time.monotonic() + 60
+        while not smsc.events("submit_sm") and time.monotonic() < deadline:
+            time.sleep(0.005)
+        conn = site.connect()
+        try:
+            with conn.transaction():
+                transports.pause(conn, name, "web:alice")
+        finally:
+            conn.close()
+
+    pauser = threading.Thread(target=pause_soon)
+    pauser.start()
+    first = site.run()
+    pauser.join()
+    assert first.returncode == 0, site.log()[-3000:]
+    assert "is paused (by web:alice)" in site.log()
+    sent_first = len(site.rows("sms", "id"))
+    left = site.rows("msg", "id, claimed_by, send_started_at")
+    assert 0 < sent_first < count and len(left) == count - sent_first
+    assert all(claimed is None and started is None for _, claimed, started in left), left[:5]
+    conn = site.connect()
+    try:
+        with conn.transaction():
+            transports.resume(conn, name)
+    finally:
+        conn.close()
+    assert site.run().returncode == 0, site.log()[-3000:]
+    assert len(site.rows("sms", "id")) == count and not site.rows("msg", "id")
+    submits = collections.Counter(e["text"] for e in taken_submits(smsc))
+    assert set(submits) == set(ids) and set(submits.values()) == {1}

@@ -108,7 +108,8 @@ def test_send_queue_sent_received_status(gateway, tmp_path):
         assert page.locator("tbody tr").count() == 1
 
         page.goto(url + "/")
-        assert "modem:" in page.text_content("table") and "dBm" in page.text_content("table")
+        table = page.text_content("table.transports")
+        assert "modem:" in table and "dBm" in table
         page.screenshot(path=str(shots / "status.png"), full_page=True)
         page.click("text=Log out")
         page.wait_for_url(url + "/login")
@@ -146,7 +147,8 @@ def test_the_readme_screenshots_can_be_made(tmp_path):
 
     written = screenshots.make(str(tmp_path / "shots"))
     names = sorted(path.rsplit("/", 1)[1] for path in written)
-    pages = ["login", "message", "queue", "received", "send", "sent", "status"]
+    pages = ["login", "message", "failed", "queue", "received", "send", "sent", "status",
+             "transport", "users", "tokens", "audit"]
     assert names == sorted([f"desktop-{p}.png" for p in pages] + [f"phone-{p}.png" for p in pages])
     for path in written:
         width, height = _png_size(path)

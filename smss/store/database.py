@@ -77,12 +77,27 @@ def as_datetime(value: Any) -> Optional[datetime]:
     if value is None or isinstance(value, datetime):
         return value
     text = str(value)
+    try:
+        return datetime.fromisoformat(text)  # what we store; ten times faster than strptime
+    except ValueError:
+        pass
     for fmt in (TIME_FORMAT, "%Y-%m-%d %H:%M:%S"):
         try:
             return datetime.strptime(text, fmt)
         except ValueError:
             continue
     raise ValueError(f"not a time: {text!r}")
+
+
+def hour_bucket(conn: "Connection", column: str) -> str:
+    """SQL for the UTC hour of a time column as text ``YYYY-MM-DD HH`` (computed from
+    the column alone, so an index on it covers a GROUP BY of this)."""
+    return f"substr({column}, 1, 13)" if conn.dialect == "sqlite" else f"LEFT({column}, 13)"
+
+
+def parse_hour(text: Any) -> datetime:
+    """The datetime of an ``hour_bucket`` value."""
+    return datetime.strptime(str(text), "%Y-%m-%d %H")
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from smss.store.database import Connection, as_datetime
 
 _CURSOR = re.compile(r"^(\d{20})-(\d{1,19})$")
+MAX_ID = 2**63 - 1  # the largest id both databases bind
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Cursor:
     def decode(cls, text: str) -> "Cursor":
         """ValueError for anything that is not a cursor this module made."""
         match = _CURSOR.match(text or "")
-        if not match:
+        if not match or not 0 < int(match.group(2)) <= MAX_ID:
             raise ValueError(f"not a page cursor: {text!r}")
         return cls(datetime.strptime(match.group(1), "%Y%m%d%H%M%S%f"), int(match.group(2)))
 
@@ -128,6 +129,23 @@ def fetch(conn: Connection, listing: Listing, conditions: Sequence[str],
     elif before is not None:
         newer = before  # an empty page past the end still leads back
     return Page(rows, newer, older)
+
+
+def iterate(conn: Connection, listing: Listing, conditions: Sequence[str],
+            params: Sequence[Any], *, since: Optional[datetime] = None,
+            until: Optional[datetime] = None, chunk: int = 1000) -> Iterator[dict]:
+    """Every row of ``listing`` under ``conditions``, newest first, read ``chunk`` rows at
+    a time by the same keyset as the pages: memory holds one chunk, whatever the table's
+    size (the CSV export)."""
+    query = _Query(conn, listing, list(conditions), list(params), since, until)
+    cursor: Optional[Cursor] = None
+    while True:
+        conn.read()
+        rows = query.walk(cursor, newer=False, limit=chunk)
+        yield from rows
+        if len(rows) < chunk:
+            return
+        cursor = query.cursor(rows[-1])
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from smss.store import paging
 from smss.store.database import Connection, as_datetime, utcnow
 
-_COLUMNS = "phone, text, parts, client, route, created_at, next_attempt_at"
-_ROW = "(?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS = "phone, text, parts, client, route, created_at, next_attempt_at, retry_of"
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
 _CHUNK = 400  # rows per INSERT: well under SQLite's limit of bound variables
 
 
@@ -21,12 +21,14 @@ class NewMessage:
     parts: int = 1
     client: str = ""
     route: Optional[str] = None
+    retry_of: Optional[int] = None  # the sms id this message sends again
 
 
 def insert(conn: Connection, messages: Sequence[NewMessage]) -> List[int]:
     """Insert in the caller's transaction; returns the ids in the order given."""
     now = utcnow()
-    rows = [(m.phone, m.text, m.parts, m.client, m.route, now, now) for m in messages]
+    rows = [(m.phone, m.text, m.parts, m.client, m.route, now, now, m.retry_of)
+            for m in messages]
     ids: List[int] = []
     returning = _supports_returning(conn)
     for start in range(0, len(rows), _CHUNK):
@@ -100,13 +102,13 @@ def stats(conn: Connection) -> QueueStats:
 def get(conn: Connection, message_id: int) -> Optional[dict]:
     row = conn.read().query_one(
         "SELECT id, phone, text, parts, client, created_at, attempts, next_attempt_at,"
-        " last_error, claimed_by FROM msg WHERE id = ?",
+        " last_error, claimed_by, route, retry_of FROM msg WHERE id = ?",
         (message_id,),
     )
     if row is None:
         return None
     keys = ("id", "phone", "text", "parts", "client", "created_at", "attempts",
-            "next_attempt_at", "last_error", "claimed_by")
+            "next_attempt_at", "last_error", "claimed_by", "route", "retry_of")
     return dict(zip(keys, row))
 
 
@@ -133,15 +135,29 @@ class Claimed:
     attempts: int
     last_error: Optional[str]
     progress: Optional[str] = None  # how far an earlier attempt got (Progress.encode())
+    retry_of: Optional[int] = None  # the sent message this one sends again
 
 
 _CLAIMED_COLUMNS = ("id, phone, text, parts, client, route, created_at, attempts, last_error,"
-                    " progress")
+                    " progress, retry_of")
 
 
 def _claimed(row) -> Claimed:
     return Claimed(int(row[0]), row[1], row[2], int(row[3]), row[4], row[5],
-                   as_datetime(row[6]), int(row[7]), row[8], row[9])
+                   as_datetime(row[6]), int(row[7]), row[8], row[9],
+                   int(row[10]) if row[10] is not None else None)
+
+
+def lock(conn: Connection, message_id: int) -> Optional[Tuple[Claimed, Optional[str]]]:
+    """The queued message and who holds it (None: nobody), its row locked until the
+    caller's transaction ends (MariaDB: FOR UPDATE, so a dispatcher's claim, which
+    skips locked rows, cannot take it meanwhile; SQLite: the transaction is the only
+    writer).  None when it is not in the queue."""
+    lock = " FOR UPDATE" if conn.dialect == "mysql" else ""
+    row = conn.query_one(
+        f"SELECT {_CLAIMED_COLUMNS}, claimed_by FROM msg WHERE id = ?" + lock,  # noqa: S608
+        (message_id,))
+    return (_claimed(row), row[11]) if row else None
 
 
 def get_claimed(conn: Connection, message_id: int) -> Optional[Claimed]:
@@ -149,6 +165,17 @@ def get_claimed(conn: Connection, message_id: int) -> Optional[Claimed]:
         f"SELECT {_CLAIMED_COLUMNS} FROM msg WHERE id = ?", (message_id,)  # noqa: S608
     )
     return _claimed(row) if row else None
+
+
+def _routes(routes: Optional[Sequence[str]]) -> Tuple[str, List[str]]:
+    """(an AND clause, its parameters) for messages without a route or with one of
+    ``routes``; None: every message."""
+    if routes is None:
+        return "", []
+    if not routes:
+        return " AND route IS NULL", []
+    marks = ", ".join("?" * len(routes))
+    return f" AND (route IS NULL OR route IN ({marks}))", list(routes)
 
 
 def claim(conn: Connection, owner: str, limit: int,
@@ -176,11 +203,7 @@ def claim_rows(conn: Connection, owner: str, limit: int,
     """
     now = utcnow()
     lock = " FOR UPDATE SKIP LOCKED" if conn.dialect == "mysql" else ""
-    where, params = "", []
-    if routes is not None:
-        marks = ", ".join("?" * len(routes))
-        where = f" AND (route IS NULL OR route IN ({marks}))" if routes else " AND route IS NULL"
-        params = list(routes)
+    where, params = _routes(routes)
     rows = conn.query(
         f"SELECT {_CLAIMED_COLUMNS} FROM msg"  # noqa: S608 - constants and placeholders
         f" WHERE claimed_by IS NULL AND next_attempt_at <= ?{where} ORDER BY id LIMIT ?"
@@ -303,6 +326,15 @@ def delete_many(conn: Connection, message_ids: Sequence[int]) -> None:
             conn.execute(f"DELETE FROM msg WHERE id IN ({marks})", chunk).close()  # noqa: S608
 
 
+def delete_unclaimed(conn: Connection, message_id: int) -> bool:
+    """Remove a message nobody has claimed, in the caller's transaction; False when it is
+    claimed or gone (another dispatcher took it first)."""
+    cursor = conn.execute("DELETE FROM msg WHERE id = ? AND claimed_by IS NULL", (message_id,))
+    removed = cursor.rowcount
+    cursor.close()
+    return removed > 0
+
+
 @dataclass(frozen=True)
 class Claim:
     owner: str
@@ -342,11 +374,11 @@ def expired(conn: Connection, created_before: datetime, limit: int) -> List[Clai
     return [_claimed(row) for row in rows]
 
 
-def due_count(conn: Connection) -> int:
-    row = conn.read().query_one(
-        "SELECT COUNT(*) FROM msg WHERE claimed_by IS NULL AND next_attempt_at <= ?",
-        (utcnow(),),
-    )
+def due_count(conn: Connection, routes: Optional[Sequence[str]] = None) -> int:
+    """Unclaimed messages due now (``routes`` as for ``claim``: those one lane may take)."""
+    where, params = _routes(routes)
+    due = "SELECT COUNT(*) FROM msg WHERE claimed_by IS NULL AND next_attempt_at <= ?"
+    row = conn.read().query_one(due + where, (utcnow(), *params))
     return int(row[0]) if row else 0
 
 
@@ -359,10 +391,13 @@ def oldest_due(conn: Connection) -> Optional[datetime]:
     return as_datetime(row[0]) if row else None
 
 
-def next_due(conn: Connection) -> Optional[datetime]:
-    """When the earliest unclaimed message becomes due (for `check_and_send --loop`)."""
+def next_due(conn: Connection, routes: Optional[Sequence[str]] = None) -> Optional[datetime]:
+    """When the earliest unclaimed message becomes due (for `check_and_send --loop`;
+    ``routes`` as for ``claim``)."""
+    where, params = _routes(routes)
     row = conn.read().query_one(
-        "SELECT MIN(next_attempt_at) FROM msg WHERE claimed_by IS NULL"
+        f"SELECT MIN(next_attempt_at) FROM msg WHERE claimed_by IS NULL{where}",  # noqa: S608
+        params
     )
     return as_datetime(row[0]) if row else None
 
@@ -379,11 +414,7 @@ _LISTING = paging.Listing(
 )
 
 
-def page(conn: Connection, filters: paging.Filters, *, before: Optional[paging.Cursor] = None,
-         after: Optional[paging.Cursor] = None, limit: int = 50) -> paging.Page:
-    """One page of the queue, newest first (``smss.store.paging``).  ``filters.status``:
-    ``due`` (waiting for the dispatcher), ``retry`` (waiting after a failed attempt),
-    ``sending`` (claimed by a dispatcher), ``error`` (has a last error)."""
+def _listing_conditions(filters: paging.Filters) -> Tuple[List[str], List[object]]:
     where, params = filters.conditions()
     state = filters.status
     if state == "due":
@@ -398,5 +429,21 @@ def page(conn: Connection, filters: paging.Filters, *, before: Optional[paging.C
         where.append("last_error IS NOT NULL")
     elif state:
         raise ValueError(f"unknown queue state {state!r}")
+    return where, params
+
+
+def page(conn: Connection, filters: paging.Filters, *, before: Optional[paging.Cursor] = None,
+         after: Optional[paging.Cursor] = None, limit: int = 50) -> paging.Page:
+    """One page of the queue, newest first (``smss.store.paging``).  ``filters.status``:
+    ``due`` (waiting for the dispatcher), ``retry`` (waiting after a failed attempt),
+    ``sending`` (claimed by a dispatcher), ``error`` (has a last error)."""
+    where, params = _listing_conditions(filters)
     return paging.fetch(conn, _LISTING, where, params, since=filters.since,
                         until=filters.until, before=before, after=after, limit=limit)
+
+
+def every(conn: Connection, filters: paging.Filters, chunk: int = 1000) -> Iterator[dict]:
+    """Every queued message ``page`` would list, newest first, a chunk at a time."""
+    where, params = _listing_conditions(filters)
+    return paging.iterate(conn, _LISTING, where, params, since=filters.since,
+                          until=filters.until, chunk=chunk)

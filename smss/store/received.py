@@ -1,13 +1,13 @@
-"""All SQL on ``rcv`` (what came in)."""
+"""All SQL on ``rcv`` (what came in): storing, listing, counting per hour, deleting."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from smss.store import paging
-from smss.store.database import Connection, as_datetime, utcnow
+from smss.store.database import Connection, as_datetime, hour_bucket, parse_hour, utcnow
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,41 @@ def last_received(conn: Connection) -> Optional[datetime]:
     return as_datetime(row[0]) if row else None
 
 
+def delete(conn: Connection, rcv_ids: Sequence[int]) -> List[int]:
+    """Delete these messages, in the caller's transaction; returns the ids that existed."""
+    found: List[int] = []
+    for rcv_id in rcv_ids:  # by primary key, one row at a time (no gap locks)
+        cursor = conn.execute("DELETE FROM rcv WHERE id = ?", (rcv_id,))
+        if cursor.rowcount > 0:
+            found.append(int(rcv_id))
+        cursor.close()
+    return found
+
+
+@dataclass(frozen=True)
+class HourCount:
+    hour: datetime  # the UTC hour the rows fall in
+    transport: str
+    count: int
+
+
+def hourly(conn: Connection, since: datetime, until: Optional[datetime] = None
+           ) -> List[HourCount]:
+    """Messages per UTC hour of ``received_at`` in [since, until), by transport.  Reads
+    only the covering index rcv_chart over that range."""
+    hour = hour_bucket(conn, "received_at")
+    where, params = "received_at >= ?", [since]
+    if until is not None:
+        where, params = where + " AND received_at < ?", params + [until]
+    rows = conn.read().query(
+        f"SELECT {hour}, transport, COUNT(*) FROM rcv WHERE {where}"  # noqa: S608
+        " GROUP BY 1, transport", params)
+    return [HourCount(parse_hour(row[0]), row[1], int(row[2])) for row in rows]
+
+
 # -- listings (the web interface's received page and the HTTP API)
+
+LISTING_STATES = ("error",)
 
 _LISTING = paging.Listing(
     "rcv",
@@ -136,17 +170,29 @@ _LISTING = paging.Listing(
 )
 
 
-def page(conn: Connection, filters: paging.Filters, *, before: Optional[paging.Cursor] = None,
-         after: Optional[paging.Cursor] = None, limit: int = 50) -> paging.Page:
-    """One page of ``rcv``, newest first by ``received_at`` (``smss.store.paging``).
-    ``filters.status``: ``error`` (undecodable or incomplete messages only)."""
+def _listing_conditions(filters: paging.Filters) -> Tuple[List[str], List[object]]:
     where, params = filters.conditions()
     if filters.status == "error":
         where.append("error IS NOT NULL")
     elif filters.status:
         raise ValueError(f"unknown received state {filters.status!r}")
+    return where, params
+
+
+def page(conn: Connection, filters: paging.Filters, *, before: Optional[paging.Cursor] = None,
+         after: Optional[paging.Cursor] = None, limit: int = 50) -> paging.Page:
+    """One page of ``rcv``, newest first by ``received_at`` (``smss.store.paging``).
+    ``filters.status``: ``error`` (undecodable or incomplete messages only)."""
+    where, params = _listing_conditions(filters)
     return paging.fetch(conn, _LISTING, where, params, since=filters.since,
                         until=filters.until, before=before, after=after, limit=limit)
+
+
+def every(conn: Connection, filters: paging.Filters, chunk: int = 1000) -> Iterator[dict]:
+    """Every received message ``page`` would list, newest first, a chunk at a time."""
+    where, params = _listing_conditions(filters)
+    return paging.iterate(conn, _LISTING, where, params, since=filters.since,
+                          until=filters.until, chunk=chunk)
 
 
 def since(conn: Connection, after_id: int, limit: int) -> List[dict]:

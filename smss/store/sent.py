@@ -1,22 +1,26 @@
-"""All SQL on ``sms`` (what was sent or finally failed) and ``sms_part`` (its parts).
+"""All SQL on ``sms`` (what was sent, finally failed or was cancelled) and ``sms_part``
+(its parts).
 
 A message leaves the queue with ``record`` and ``smss.store.queue.delete`` in
 one transaction.  Delivery reports find their part by the transport's
 message reference (the newest part with that reference: modem references
-wrap at 255), and a message is delivered when every part is.
+wrap at 255), and a message is delivered when every part is.  A failed,
+expired or cancelled message can be sent again once: the new queued message
+names it (``retry_of``) and it names the new one (``retried_as``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from smss.store import paging
-from smss.store.database import Connection, as_datetime, utcnow
+from smss.store.database import Connection, as_datetime, hour_bucket, parse_hour, utcnow
 from smss.store.queue import Claimed
 
-SENT, FAILED, EXPIRED = "sent", "failed", "expired"
+SENT, FAILED, EXPIRED, CANCELLED = "sent", "failed", "expired", "cancelled"
+RETRYABLE = (FAILED, EXPIRED, CANCELLED)
 PENDING, DELIVERED, UNDELIVERED = "pending", "delivered", "failed"
 
 # A report older than this cannot belong to a part: the reference has wrapped since.
@@ -58,12 +62,14 @@ def record_many(conn: Connection, outcomes: Sequence[Outcome]) -> None:
         rows.append((message.id, message.phone, message.text, outcome.status, now,
                      message.parts, message.client, message.route, message.created_at,
                      outcome.attempts, outcome.transport, ",".join(references)[:255],
-                     outcome.error[:255] if outcome.error else None, delivery))
+                     outcome.error[:255] if outcome.error else None, delivery,
+                     message.retry_of))
         parts += [(message.id, number, outcome.transport, str(reference), now, delivery)
                   for number, reference in enumerate(references, 1)]
     conn.executemany(
         "INSERT INTO sms (id, phone, text, status, sent_at, parts, client, route, created_at,"
-        " attempts, transport, refs, error, delivery) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " attempts, transport, refs, error, delivery, retry_of)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         rows,
     ).close()
     if parts:
@@ -118,17 +124,31 @@ def report(conn: Connection, transport: str, reference: str, delivered: Optional
     return DeliveryUpdate(sms_id, part, whole)
 
 
+_GET_KEYS = ("id", "phone", "text", "status", "sent_at", "parts", "attempts", "transport",
+             "refs", "error", "delivery", "delivered_at", "created_at", "client", "route",
+             "retry_of", "retried_as")
+
+
 def get(conn: Connection, sms_id: int) -> Optional[dict]:
     row = conn.read().query_one(
-        "SELECT id, phone, text, status, sent_at, parts, attempts, transport, refs, error,"
-        " delivery, delivered_at, created_at, client FROM sms WHERE id = ?",
-        (sms_id,),
+        f"SELECT {', '.join(_GET_KEYS)} FROM sms WHERE id = ?", (sms_id,)  # noqa: S608
     )
-    if row is None:
-        return None
-    keys = ("id", "phone", "text", "status", "sent_at", "parts", "attempts", "transport",
-            "refs", "error", "delivery", "delivered_at", "created_at", "client")
-    return dict(zip(keys, row))
+    return dict(zip(_GET_KEYS, row)) if row else None
+
+
+def lock(conn: Connection, sms_id: int) -> Optional[dict]:
+    """``get`` with the row locked until the caller's transaction ends (MariaDB: FOR
+    UPDATE; SQLite: the transaction is the only writer)."""
+    lock_clause = " FOR UPDATE" if conn.dialect == "mysql" else ""
+    row = conn.query_one(
+        f"SELECT {', '.join(_GET_KEYS)} FROM sms WHERE id = ?" + lock_clause,  # noqa: S608
+        (sms_id,))
+    return dict(zip(_GET_KEYS, row)) if row else None
+
+
+def mark_retried(conn: Connection, sms_id: int, new_id: int) -> None:
+    """Name the message that sends ``sms_id`` again, in the caller's transaction."""
+    conn.execute("UPDATE sms SET retried_as = ? WHERE id = ?", (new_id, sms_id)).close()
 
 
 def holds(conn: Connection, sms_id: int, phone: str, text: str) -> bool:
@@ -175,24 +195,60 @@ def rows_for(conn: Connection, ids: Sequence[int]) -> List[dict]:
     return [r for r in (get(conn, i) for i in ids) if r is not None]
 
 
+def recent_failures(conn: Connection, transport: str, limit: int = 10) -> List[dict]:
+    """The newest messages that failed through ``transport`` (index
+    sms_transport_status_sent_at: an equality range read backwards)."""
+    keys = ("id", "phone", "sent_at", "attempts", "error")
+    rows = conn.read().query(
+        "SELECT id, phone, sent_at, attempts, error FROM sms WHERE transport = ?"
+        " AND status = ? ORDER BY sent_at DESC LIMIT ?", (transport, FAILED, limit))
+    found = [dict(zip(keys, row)) for row in rows]
+    for item in found:
+        item["sent_at"] = as_datetime(item["sent_at"])
+    return found
+
+
+# -- history (the charts of the web interface)
+
+
+@dataclass(frozen=True)
+class HourCount:
+    hour: datetime  # the UTC hour the rows fall in
+    transport: str
+    status: str
+    delivery: Optional[str]
+    count: int
+
+
+def hourly(conn: Connection, since: datetime, until: Optional[datetime] = None
+           ) -> List[HourCount]:
+    """Messages per UTC hour of ``sent_at`` in [since, until), by transport, status and
+    delivery.  Reads only the covering index sms_chart over that range."""
+    hour = hour_bucket(conn, "sent_at")
+    where, params = "sent_at >= ?", [since]
+    if until is not None:
+        where, params = where + " AND sent_at < ?", params + [until]
+    rows = conn.read().query(
+        f"SELECT {hour}, transport, status, delivery, COUNT(*) FROM sms"  # noqa: S608
+        f" WHERE {where} GROUP BY 1, transport, status, delivery", params)
+    return [HourCount(parse_hour(row[0]), row[1], row[2], row[3], int(row[4])) for row in rows]
+
+
 # -- listings (the web interface's sent page)
 
-LISTING_STATUSES = (SENT, FAILED, EXPIRED)
+LISTING_STATUSES = (SENT, FAILED, EXPIRED, CANCELLED)
 LISTING_DELIVERIES = (PENDING, DELIVERED, UNDELIVERED)
 
 _LISTING = paging.Listing(
     "sms",
     ("id", "phone", "text", "status", "sent_at", "parts", "client", "created_at",
-     "attempts", "transport", "error", "delivery", "delivered_at"),
+     "attempts", "transport", "error", "delivery", "delivered_at", "retry_of", "retried_as"),
     "sent_at", ("sent_at", "created_at", "delivered_at"),
 )
 
 
-def page(conn: Connection, filters: paging.Filters, *, delivery: Optional[str] = None,
-         before: Optional[paging.Cursor] = None, after: Optional[paging.Cursor] = None,
-         limit: int = 50) -> paging.Page:
-    """One page of ``sms``, newest first by ``sent_at`` (``smss.store.paging``).
-    ``filters.status``: sent, failed, expired; ``delivery``: pending, delivered, failed."""
+def _listing_conditions(filters: paging.Filters, delivery: Optional[str]
+                        ) -> Tuple[List[str], List[object]]:
     where, params = filters.conditions()
     if filters.status:
         if filters.status not in LISTING_STATUSES:
@@ -204,8 +260,26 @@ def page(conn: Connection, filters: paging.Filters, *, delivery: Optional[str] =
             raise ValueError(f"unknown delivery state {delivery!r}")
         where.append("delivery = ?")
         params.append(delivery)
+    return where, params
+
+
+def page(conn: Connection, filters: paging.Filters, *, delivery: Optional[str] = None,
+         before: Optional[paging.Cursor] = None, after: Optional[paging.Cursor] = None,
+         limit: int = 50) -> paging.Page:
+    """One page of ``sms``, newest first by ``sent_at`` (``smss.store.paging``).
+    ``filters.status``: sent, failed, expired, cancelled; ``delivery``: pending,
+    delivered, failed."""
+    where, params = _listing_conditions(filters, delivery)
     return paging.fetch(conn, _LISTING, where, params, since=filters.since,
                         until=filters.until, before=before, after=after, limit=limit)
+
+
+def every(conn: Connection, filters: paging.Filters, *, delivery: Optional[str] = None,
+          chunk: int = 1000) -> Iterator[dict]:
+    """Every message ``page`` would list, newest first, a chunk at a time."""
+    where, params = _listing_conditions(filters, delivery)
+    return paging.iterate(conn, _LISTING, where, params, since=filters.since,
+                          until=filters.until, chunk=chunk)
 
 
 def parts(conn: Connection, sms_id: int) -> List[dict]:

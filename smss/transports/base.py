@@ -227,6 +227,14 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
+    def abort(self, reason: str) -> None:
+        """Called from another thread when this transport's pass made no progress for
+        ``pass_timeout``: make the call blocked in it return soon, raising SendFailed
+        (DOWN, ``reason``).  The dispatcher then closes the transport and opens it again
+        later.  The default does nothing: it suits a transport whose every blocking call
+        ends by its own timeout (the HTTP and SMPP ones)."""
+        return None
+
     @abc.abstractmethod
     def send(self, phone: str, text: str, progress: Optional[Progress] = None) -> Sent:
         """Send one message (all its parts); raises SendFailed.  With ``progress`` a

@@ -1,21 +1,27 @@
 """``smss user …`` and ``smss token …``: who may log in, which applications may call the API.
 
-    smss user add NAME        create a user; asks for the password twice
-    smss user passwd NAME     set a new password (ends that user's logins)
-    smss user delete NAME     (ends that user's logins)
+    smss user add NAME [--role ROLE]    create a user; asks for the password twice
+    smss user passwd NAME               set a new password (ends that user's logins)
+    smss user role NAME ROLE            change the role
+    smss user delete NAME               (ends that user's logins)
     smss user list
-    smss token add NAME       make an API token and print it (shown only this once)
+    smss token add NAME [--role ROLE]   make an API token and print it (shown only this once)
     smss token delete NAME
     smss token list
 
-When stdin is not a terminal, the password is its first line (for scripts:
-``printf '%s\\n' "$PASSWORD" | smss user add alice``).  Users and tokens live
-in the queue database (``web_user``, ``api_token``), hashed.
+ROLE is admin, operator or viewer.  A new user is an admin when there is no
+admin yet, else an operator; a new token is an operator.  When stdin is not a
+terminal, the password is its first line (for scripts: ``printf '%s\\n'
+"$PASSWORD" | smss user add alice``).  Users and tokens live in the queue
+database (``web_user``, ``api_token``), hashed; every change is in the audit
+trail as ``cli:LOGIN``.
 """
 
 from __future__ import annotations
 
 import getpass
+import os
+import pwd
 import re
 import sys
 from typing import List, Optional, TextIO
@@ -28,20 +34,39 @@ from smss.web import passwords
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 8
 
-USAGE = """usage: smss user add|passwd|delete NAME | smss user list
-       smss token add|delete NAME | smss token list"""
+USAGE = """usage: smss user add NAME [--role ROLE] | smss user passwd|delete NAME
+       smss user role NAME ROLE | smss user list
+       smss token add NAME [--role ROLE] | smss token delete NAME | smss token list
+ROLE: admin, operator or viewer"""
+
+# the words after `smss user` / `smss token` each action takes
+_ARGS = {"user": {"add": 2, "passwd": 2, "delete": 2, "role": 3, "list": 1},
+         "token": {"add": 2, "delete": 2, "list": 1}}
 
 
-def main(kind: str, args: List[str], config: Config, stdin: Optional[TextIO] = None) -> int:
+def _cli_actor() -> str:
+    try:
+        login = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        login = str(os.getuid())
+    return f"cli:{login}"
+
+
+def main(kind: str, args: List[str], config: Config, stdin: Optional[TextIO] = None,
+         role: Optional[str] = None) -> int:
     stdin = stdin or sys.stdin
     action = args[0] if args else ""
     name = args[1] if len(args) > 1 else ""
-    wants_name = action in ("add", "passwd", "delete")
-    known = {"user": ("add", "passwd", "delete", "list"), "token": ("add", "delete", "list")}
-    if action not in known[kind] or (wants_name and len(args) != 2) or (
-            not wants_name and len(args) != 1):
+    wanted = _ARGS[kind].get(action)
+    if wanted is None or len(args) != wanted or (role and action != "add"):
         print(USAGE, file=sys.stderr)
         return 2
+    if action == "role":
+        role = args[2]
+    if role is not None and role not in accounts.ROLES:
+        print(f"smss: unknown role {role!r} (admin, operator or viewer)", file=sys.stderr)
+        return 2
+    wants_name = wanted > 1
     if wants_name and not NAME.match(name):
         print(f"smss: {name!r} is not a usable name (letters, digits, . _ @ -; at most 64)",
               file=sys.stderr)
@@ -54,8 +79,8 @@ def main(kind: str, args: List[str], config: Config, stdin: Optional[TextIO] = N
     try:
         migrations.prepare(conn)
         if kind == "user":
-            return _user(conn, action, name, stdin)
-        return _token(conn, action, name)
+            return _user(conn, action, name, stdin, role)
+        return _token(conn, action, name, role or accounts.OPERATOR)
     except (migrations.SchemaError, DatabaseError) as exc:
         print(f"smss: {exc}", file=sys.stderr)
         return 1
@@ -63,16 +88,24 @@ def main(kind: str, args: List[str], config: Config, stdin: Optional[TextIO] = N
         conn.close()
 
 
-def _user(conn, action: str, name: str, stdin: TextIO) -> int:
+def _user(conn, action: str, name: str, stdin: TextIO, role: Optional[str]) -> int:
+    actor = _cli_actor()
     if action == "list":
         for user in accounts.users(conn):
-            print(f"{user.name}\tpassword set {user.updated_at:%Y-%m-%d %H:%M} UTC")
+            print(f"{user.name}\t{user.role}\tpassword set {user.updated_at:%Y-%m-%d %H:%M} UTC")
         return 0
     if action == "delete":
-        if not accounts.delete_user(conn, name):
+        if not accounts.delete_user(conn, name, actor=actor):
             print(f"smss: no user {name}", file=sys.stderr)
             return 1
         print(f"deleted user {name}")
+        return 0
+    if action == "role":
+        assert role is not None
+        if not accounts.set_role(conn, name, role, actor=actor):
+            print(f"smss: no user {name}", file=sys.stderr)
+            return 1
+        print(f"{name} is now {role}")
         return 0
     exists = accounts.get_user(conn, name) is not None
     if action == "add" and exists:
@@ -85,8 +118,10 @@ def _user(conn, action: str, name: str, stdin: TextIO) -> int:
     password = _read_password(stdin)
     if password is None:
         return 1
-    accounts.set_user(conn, name, passwords.hash_password(password))
-    print(f"{'created user' if action == 'add' else 'new password for'} {name}")
+    if action == "add" and role is None:
+        role = accounts.OPERATOR if accounts.count_admins(conn) else accounts.ADMIN
+    accounts.set_user(conn, name, passwords.hash_password(password), role, actor=actor)
+    print(f"created user {name} ({role})" if action == "add" else f"new password for {name}")
     return 0
 
 
@@ -104,14 +139,15 @@ def _read_password(stdin: TextIO) -> Optional[str]:
     return password
 
 
-def _token(conn, action: str, name: str) -> int:
+def _token(conn, action: str, name: str, role: str) -> int:
     if action == "list":
         for token in accounts.tokens(conn):
             used = f"{token.last_used_at:%Y-%m-%d %H:%M} UTC" if token.last_used_at else "never"
-            print(f"{token.name}\tmade {token.created_at:%Y-%m-%d %H:%M} UTC\tlast used {used}")
+            print(f"{token.name}\t{token.role}\tmade {token.created_at:%Y-%m-%d %H:%M} UTC"
+                  f"\tlast used {used}")
         return 0
     if action == "delete":
-        if not accounts.delete_token(conn, name):
+        if not accounts.delete_token(conn, name, actor=_cli_actor()):
             print(f"smss: no token {name}", file=sys.stderr)
             return 1
         print(f"deleted token {name}")
@@ -120,8 +156,8 @@ def _token(conn, action: str, name: str) -> int:
         print(f"smss: a token {name} exists; delete it first", file=sys.stderr)
         return 1
     token, token_hash = passwords.new_token()
-    accounts.add_token(conn, name, token_hash)
+    accounts.add_token(conn, name, token_hash, role, actor=_cli_actor())
     print(token)
-    print(f"token {name} made; it is shown only now (use it as"
+    print(f"token {name} ({role}) made; it is shown only now (use it as"
           " `Authorization: Bearer <token>`)", file=sys.stderr)
     return 0

@@ -1,6 +1,9 @@
 """The HTTP API for applications: send, message status by id, received messages.
+The actions (cancel, retry, reply, delete, pause) are in ``api_actions``.
 
-Every endpoint needs ``Authorization: Bearer <token>`` (``smss token add``).
+Every endpoint needs ``Authorization: Bearer <token>`` (``smss token add``),
+checked before the body is read; sending needs a token of role operator or
+admin.
 Sending means what a TCP record means: each message is judged with the same
 rules and answered ``OK <id>`` once committed or ``ERR <code> <reason>`` with
 the same codes; good messages are stored even when others in the request are
@@ -18,7 +21,7 @@ from typing import Annotated, List, Literal, Optional, Tuple, Union
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from smss.spooler.protocol import TOO_MANY
 from smss.store import accounts, received, sent
@@ -79,9 +82,10 @@ class SendResponse(BaseModel):
 
 class MessageStatus(BaseModel):
     id: int
-    state: Literal["queued", "sending", "sent", "failed", "expired"] = Field(
+    state: Literal["queued", "sending", "sent", "failed", "expired", "cancelled"] = Field(
         description="queued: waiting (a retry included); sending: a dispatcher has it;"
-                    " sent; failed: given up (see error); expired: not sent in time")
+                    " sent; failed: given up (see error); expired: not sent in time;"
+                    " cancelled: an operator cancelled it before it was sent")
     phone: str
     text: str
     parts: int
@@ -97,6 +101,9 @@ class MessageStatus(BaseModel):
         None, description="from delivery reports; null when none was asked for or it is not"
                           " sent yet")
     delivered_at: Optional[datetime] = None
+    retry_of: Optional[int] = Field(None, description="the message this one sends again")
+    retried_as: Optional[int] = Field(None, description="the message that sent this one"
+                                                        " again")
 
 
 class ReceivedMessage(BaseModel):
@@ -129,6 +136,25 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
+async def read_body(request: Request, model: type) -> "BaseModel":
+    """The JSON body as ``model``; called once the token checked out, so a stranger's
+    body is never parsed.  400 when it cannot be read."""
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            (".".join(str(p) for p in error.get("loc", ())) + ": " if error.get("loc") else "")
+            + str(error.get("msg", "invalid")) for error in exc.errors()[:5])
+        raise ApiError(400, f"cannot read the request: {problems}") from None
+
+
+def json_body(model: type) -> dict:
+    """``openapi_extra`` describing a JSON body of ``model`` read by ``read_body``."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+
+
 def api_token(request: Request,
               credentials: Annotated[Optional[HTTPAuthorizationCredentials], Depends(bearer)]
               ) -> accounts.Token:
@@ -144,7 +170,22 @@ def api_token(request: Request,
 
 Token = Annotated[accounts.Token, Depends(api_token)]
 
-_AUTH = {401: {"model": ErrorBody, "description": "no token, or not a valid one"},
+
+def token_with(role: str):
+    """A dependency: a valid token whose role allows ``role`` (403 otherwise)."""
+    def dependency(token: Token) -> accounts.Token:
+        if not accounts.role_allows(token.role, role):
+            raise ApiError(403, f"the token {token.name} is {token.role}; this needs {role}")
+        return token
+
+    dependency.__name__ = f"token_{role}"
+    return dependency
+
+
+OperatorToken = Annotated[accounts.Token, Depends(token_with(accounts.OPERATOR))]
+
+AUTH_RESPONSES = {401: {"model": ErrorBody, "description": "no token, or not a valid one"},
+         403: {"model": ErrorBody, "description": "the token's role does not allow this"},
          400: {"model": ErrorBody, "description": "the request could not be read"},
          503: {"model": ErrorBody, "description": "the database is unavailable"}}
 
@@ -158,7 +199,8 @@ _AUTH = {401: {"model": ErrorBody, "description": "no token, or not a valid one"
     response_model=SendResponse,
     responses={
         400: {"model": ErrorBody, "description": "the request could not be read"},
-        401: _AUTH[401],
+        401: AUTH_RESPONSES[401],
+        403: AUTH_RESPONSES[403],
         413: {"model": Union[SendResponse, ErrorBody],
               "description": "a message longer than `max_record_bytes` (the others were"
                              " judged on their own), or a body over the size limit"
@@ -177,9 +219,10 @@ _AUTH = {401: {"model": ErrorBody, "description": "no token, or not a valid one"
                                                     " may be stored, look before sending them"
                                                     " again"},
     },
+    openapi_extra=json_body(SendRequest),
 )
 async def send_messages(
-    body: SendRequest, request: Request, token: Token,
+    request: Request, token: OperatorToken,
     idempotency_key: Annotated[Optional[str], Header(
         alias=idempotent.HEADER, min_length=1, max_length=255, pattern=idempotent.PATTERN,
         description="any printable ASCII text you choose per request: sent again with the"
@@ -191,6 +234,8 @@ async def send_messages(
     Status 200 when every message was stored, else the code of the first refused
     one; the messages whose result is `ok` were stored all the same, so send only
     the others again (or send the same request with the same `Idempotency-Key`)."""
+    body = await read_body(request, SendRequest)
+    assert isinstance(body, SendRequest)
     state = request.app.state
     if len(body.messages) > state.settings.max_records:
         raise ApiError(TOO_MANY, f"too many messages in one request: at most"
@@ -218,7 +263,8 @@ def _answer(results) -> Tuple[dict, int]:
     "/messages/{message_id}",
     summary="A message's state",
     response_model=MessageStatus,
-    responses={**_AUTH, 404: {"model": ErrorBody, "description": "no message with this id"}},
+    responses={**AUTH_RESPONSES,
+               404: {"model": ErrorBody, "description": "no message with this id"}},
 )
 def message_status(
     request: Request,
@@ -244,6 +290,7 @@ def find_message(conn, message_id: int) -> Optional[MessageStatus]:
             phone=row["phone"], text=row["text"], parts=int(row["parts"]),
             created_at=_utc(as_datetime(row["created_at"])), attempts=int(row["attempts"]),
             next_attempt_at=_utc(as_datetime(row["next_attempt_at"])), last_error=row["last_error"],
+            retry_of=row["retry_of"],
         )
     row = sent.get(conn, message_id)
     if row is None:
@@ -253,7 +300,8 @@ def find_message(conn, message_id: int) -> Optional[MessageStatus]:
         parts=int(row["parts"]), created_at=_utc(as_datetime(row["created_at"])),
         attempts=int(row["attempts"]), sent_at=_utc(as_datetime(row["sent_at"])),
         transport=row["transport"] or None, error=row["error"], delivery=row["delivery"],
-        delivered_at=_utc(as_datetime(row["delivered_at"])),
+        delivered_at=_utc(as_datetime(row["delivered_at"])), retry_of=row["retry_of"],
+        retried_as=row["retried_as"],
     )
 
 
@@ -261,7 +309,7 @@ def find_message(conn, message_id: int) -> Optional[MessageStatus]:
     "/received",
     summary="Received messages after an id",
     response_model=ReceivedPage,
-    responses=_AUTH,
+    responses=AUTH_RESPONSES,
 )
 def received_since(
     request: Request,

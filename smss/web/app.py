@@ -21,11 +21,22 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.sessions import SessionMiddleware
 
 from smss import __version__
 from smss.store.database import UNAVAILABLE_ERRORS, utcnow
-from smss.web import api, kannel, metrics, pages, security
+from smss.web import (
+    actions,
+    admin,
+    api,
+    api_actions,
+    charts,
+    export,
+    kannel,
+    metrics,
+    pages,
+    security,
+    sessions,
+)
 from smss.web.counter import transliteration_table
 from smss.web.db import Pool
 from smss.web.sending import Sender
@@ -36,11 +47,27 @@ log = logging.getLogger(__name__)
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPENAPI_URL = "/api/v1/openapi.json"
 
+# Every router of the application, in the order their routes are matched.
+ROUTERS = (
+    api.router,  # /api/v1: send, status, received
+    api_actions.router,  # /api/v1: cancel, retry, reply, delete, transports
+    pages.router,  # the pages people read, login, send
+    actions.router,  # the forms that act on messages and transports
+    admin.router,  # users, tokens, audit trail
+    export.router,  # CSV
+    metrics.router,  # /metrics (Prometheus)
+    kannel.router,  # /cgi-bin/sendsms (Kannel-compatible)
+)
+# Models read by ``api.read_body`` (after the token check) rather than by FastAPI.
+BODY_MODELS = (api.SendRequest, api_actions.ReplyIn)
+
 DESCRIPTION = """\
 HTTP API of the smss SMS gateway, beside the TCP protocol on port 2021.
 
 Authenticate with `Authorization: Bearer <token>`; make a token with
-`smss token add NAME` (it is shown once; only its hash is stored).
+`smss token add NAME [--role ROLE]` or on the Tokens page (it is shown once;
+only its hash is stored).  Sending and acting on messages need a token of role
+operator or admin; pausing a transport needs admin.
 
 Sending judges each message exactly like a TCP record `#PHONE;TEXT`: the same
 number rules, text limits and error codes.  A message is `OK` only once it is
@@ -62,12 +89,11 @@ def create_app(settings: WebSettings, sender: Sender, pool: Optional[Pool] = Non
     app.state.pool = pool or Pool(settings.database)
     app.state.throttle = security.LoginThrottle(settings.max_login_failures)
     app.state.tokens = security.TokenChecker()
+    app.state.history_cache = charts.HourCache()
     app.state.templates = _templates(settings)
 
-    app.include_router(api.router)
-    app.include_router(pages.router)
-    app.include_router(metrics.router)  # /metrics (Prometheus)
-    app.include_router(kannel.router)  # /cgi-bin/sendsms (Kannel-compatible)
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.get("/static/translit.json", include_in_schema=False)
     def translit() -> Response:
@@ -82,14 +108,9 @@ def create_app(settings: WebSettings, sender: Sender, pool: Optional[Pool] = Non
 
     _error_handlers(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=settings.secret,
-        session_cookie="smss_session",
-        max_age=int(settings.session_seconds),
-        same_site="lax",
-        https_only=settings.secure_cookies,
-    )
+    app.add_middleware(sessions.BrowserState, secret=settings.secret,
+                       max_age=int(settings.session_seconds),
+                       secure_always=settings.secure_cookies)
     app.add_middleware(security.Hardening, max_body=settings.max_body_bytes)
     return app
 
@@ -143,6 +164,14 @@ def _error_handlers(app: FastAPI) -> None:
                            "This form was not sent from this page or your login changed."
                            " Go back, reload the page and try again.")
 
+    @app.exception_handler(security.Forbidden)
+    async def forbidden(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, security.Forbidden)
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return _page_error(request, 403, "Not allowed",
+                           f"You are logged in as {exc.who.name} ({exc.who.role}); this needs"
+                           f" the role {exc.needed}.", user=exc.who)
+
     @app.exception_handler(api.ApiError)
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, api.ApiError)
@@ -178,11 +207,13 @@ def _error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(error, unavailable)
 
 
-def _page_error(request: Request, status: int, title: str, message: str) -> Response:
-    # No user name in an error page: it may be shown to anyone.
+def _page_error(request: Request, status: int, title: str, message: str,
+                user: Optional[security.Who] = None) -> Response:
+    # No user name in an error page unless the login was checked: it may be shown to anyone.
     return request.app.state.templates.TemplateResponse(
-        request, "error.html", {"title": title, "message": message, "user": None,
-                                "flashes": [], "csrf": ""}, status_code=status)
+        request, "error.html", {"title": title, "message": message, "user": user,
+                                "flashes": [], "csrf": security.csrf_token(request) if user
+                                else ""}, status_code=status)
 
 
 def _describe(error: Dict[str, Any]) -> str:
@@ -208,8 +239,12 @@ def _openapi(app: FastAPI) -> Dict[str, Any]:
             ref = str(answer.get("content", {}).get("application/json", {}).get("schema", {}))
             if "HTTPValidationError" in ref:
                 del responses["422"]
-    components = schema.get("components", {}).get("schemas", {})
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
+    for model in BODY_MODELS:
+        described = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(described.pop("$defs", {}))
+        components[model.__name__] = described
     app.openapi_schema = schema
     return schema

@@ -164,6 +164,8 @@ def _authorise(request: Request, params: Dict[str, bytes]) -> Optional[accounts.
         found = request.app.state.tokens.check(conn, token)
     if found is None or not hmac.compare_digest(found.name.encode(), name.encode()):
         return None
+    if not accounts.role_allows(found.role, accounts.OPERATOR):
+        return None  # a viewer token reads; it does not send
     return found
 
 

@@ -1,17 +1,21 @@
-"""Who may see and do what: logins, CSRF, API tokens, throttling and HTTP headers.
+"""Who may see and do what: roles, CSRF, API tokens, throttling and HTTP headers.
 
-- Pages: a login cookie signed with the ``secret_file`` key (Starlette's
-  ``SessionMiddleware``, SameSite=Lax, HttpOnly) holding the user's name and a
-  stamp of their password hash; every request checks the user still exists
-  with that hash, so deleting a user or changing a password ends their logins.
-- CSRF: a random token per session, in a hidden field of every form, compared
+- Pages: a login kept on the server (``smss.web.sessions``).  Every page
+  checks the login before it looks at anything else the request carries, so
+  a stranger gets the login form whatever the input; ``viewer``,
+  ``operator`` and ``admin`` are FastAPI dependencies that also check the
+  user's role (``smss.store.accounts.ROLES``).
+- CSRF: a random token per login, in a hidden field of every form, compared
   in constant time on every POST (the login form included).
 - API: ``Authorization: Bearer <token>``; only the token's SHA-256 is stored.
   The API never looks at the login cookie, so no page can be made to call it.
-- Failed logins are counted per client address; past ``max_login_failures``
-  in 15 minutes that address must wait.
+  Each token has a role too.
+- Failed logins are counted per client address and per account name, before
+  the password is checked (a try counts as a failure until it succeeds); past
+  ``max_login_failures`` in 15 minutes that address or account must wait.
 - Every response carries a strict Content-Security-Policy (no inline scripts,
-  nothing from other origins) and is not cached unless it is a static file.
+  nothing from other origins) and is not cached unless it is a static file;
+  one that came over HTTPS says Strict-Transport-Security.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import json
 import secrets
 import threading
 import time
-from typing import Deque, Dict, Optional
+from dataclasses import dataclass
+from typing import Deque, Dict, Optional, Tuple
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -29,11 +34,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smss.store import accounts
 from smss.store.database import Connection, utcnow
-from smss.web import passwords
+from smss.web import passwords, sessions
 
 FAILURE_WINDOW = 15 * 60.0
 TOKEN_TOUCH_INTERVAL = 300.0  # write api_token.last_used_at at most this often
 DRAIN_LIMIT = 4 * 1024 * 1024  # the most of a refused body read before closing
+HSTS = "max-age=31536000"
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
        " form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
@@ -47,7 +53,57 @@ class CsrfFailed(Exception):
     """A POST without the session's CSRF token."""
 
 
-# -- sessions
+class Forbidden(Exception):
+    """The user or token is known, but its role does not allow this."""
+
+    def __init__(self, who: "Who", needed: str) -> None:
+        super().__init__(f"{who.name} is {who.role}; this needs {needed}")
+        self.who = who
+        self.needed = needed
+
+
+@dataclass(frozen=True)
+class Who:
+    """A logged-in user (door ``web``) or an API token (door ``api``) and its role."""
+
+    name: str
+    role: str
+    door: str = "web"
+
+    @property
+    def actor(self) -> str:
+        """How the audit trail names it: ``web:alice``, ``api:nagios``."""
+        return f"{self.door}:{self.name}"
+
+    def may(self, needed: str) -> bool:
+        return accounts.role_allows(self.role, needed)
+
+
+# -- pages: logins and roles (FastAPI dependencies)
+
+
+def _logged_in(request: Request) -> Who:
+    with request.app.state.pool.connection() as conn:
+        login = sessions.current(request, conn)
+    if login is None:
+        raise LoginRequired()
+    return Who(login.user, login.role)
+
+
+def _needs(role: str):
+    def dependency(request: Request) -> Who:
+        who = _logged_in(request)
+        if not who.may(role):
+            raise Forbidden(who, role)
+        return who
+
+    dependency.__name__ = f"needs_{role}"
+    return dependency
+
+
+viewer = _needs(accounts.VIEWER)  # any logged-in user
+operator = _needs(accounts.OPERATOR)
+admin = _needs(accounts.ADMIN)
 
 
 def csrf_token(request: Request) -> str:
@@ -61,36 +117,22 @@ def csrf_token(request: Request) -> str:
 def check_csrf(request: Request, submitted: Optional[str]) -> None:
     expected = request.session.get("csrf")
     if not expected or not submitted or not secrets.compare_digest(
-        expected.encode(), str(submitted).encode()
+        str(expected).encode(), str(submitted).encode()
     ):
         raise CsrfFailed()
 
 
-def log_in(request: Request, user: accounts.User) -> None:
-    request.session.clear()  # nothing from before the login survives it
-    request.session.update({
-        "user": user.name,
-        "stamp": passwords.password_stamp(user.password_hash),
-        "csrf": secrets.token_urlsafe(32),
-    })
+async def posted_form(request: Request) -> Dict[str, str]:
+    """The form of a POST once its CSRF token checked out (call after the login check:
+    a stranger's body is never parsed).  Repeated fields: ``posted_list``."""
+    form = await request.form()
+    check_csrf(request, form.get("csrf"))  # type: ignore[arg-type]
+    request.state.form = form
+    return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
-def log_out(request: Request) -> None:
-    request.session.clear()
-
-
-def session_user(request: Request, conn: Connection) -> Optional[str]:
-    """The logged-in user's name, or None (and the session is cleared)."""
-    name = request.session.get("user")
-    if not name:
-        return None
-    user = accounts.get_user(conn, name)
-    if user is None or not secrets.compare_digest(
-        passwords.password_stamp(user.password_hash), str(request.session.get("stamp", ""))
-    ):
-        request.session.clear()
-        return None
-    return user.name
+def posted_list(request: Request, name: str) -> list:
+    return [value for value in request.state.form.getlist(name) if isinstance(value, str)]
 
 
 def authenticate(conn: Connection, name: str, password: str) -> Optional[accounts.User]:
@@ -104,45 +146,59 @@ def authenticate(conn: Connection, name: str, password: str) -> Optional[account
     if passwords.needs_rehash(user.password_hash):
         new_hash = passwords.hash_password(password)
         accounts.update_hash(conn, user.name, user.password_hash, new_hash)
-        user = accounts.User(user.name, new_hash, user.created_at, user.updated_at)
+        user = accounts.User(user.name, new_hash, user.created_at, user.updated_at, user.role)
     return user
 
 
 class LoginThrottle:
-    """Failed logins per client address in a sliding window."""
+    """Failed logins per client address and per account name in a sliding window.
+
+    ``attempt`` counts a try as a failure before the password is checked, under a
+    lock, so parallel tries cannot all pass the check of the count; ``succeeded``
+    takes that one back.
+    """
+
+    MAX_KEYS = 10000
 
     def __init__(self, limit: int, window: float = FAILURE_WINDOW) -> None:
         self.limit = limit
         self.window = window
-        self._failures: Dict[str, Deque[float]] = {}
+        self._failures: Dict[str, Dict[str, Deque[float]]] = {"address": {}, "account": {}}
         self._lock = threading.Lock()
 
-    def wait(self, address: str) -> float:
-        """Seconds this address must wait before trying again (0: it may try)."""
+    def attempt(self, address: str, account: str) -> Tuple[float, Optional[float]]:
+        """(seconds to wait, 0 when the try may go on; the try's mark for ``succeeded``)."""
         now = time.monotonic()
+        keys = (("address", address), ("account", account))
         with self._lock:
-            times = self._prune(address, now)
-            if len(times) < self.limit:
-                return 0.0
-            return max(1.0, times[0] + self.window - now)
+            counted = [self._prune(kind, key, now) for kind, key in keys]
+            full = [times for times in counted if len(times) >= self.limit]
+            if full:
+                return max(1.0, max(times[0] for times in full) + self.window - now), None
+            for times in counted:
+                times.append(now)
+            for kind, _ in keys:
+                self._forget_stalest(kind)
+            return 0.0, now
 
-    def failed(self, address: str) -> None:
-        now = time.monotonic()
+    def succeeded(self, address: str, account: str, mark: Optional[float]) -> None:
         with self._lock:
-            self._prune(address, now).append(now)
-            if len(self._failures) > 10000:  # forget the stalest addresses
-                for key in list(self._failures)[:5000]:
-                    del self._failures[key]
+            for kind, key in (("address", address), ("account", account)):
+                times = self._failures[kind].get(key)
+                if times is not None and mark in times:
+                    times.remove(mark)
 
-    def succeeded(self, address: str) -> None:
-        with self._lock:
-            self._failures.pop(address, None)
-
-    def _prune(self, address: str, now: float) -> Deque[float]:
-        times = self._failures.setdefault(address, collections.deque())
+    def _prune(self, kind: str, key: str, now: float) -> Deque[float]:
+        times = self._failures[kind].setdefault(key, collections.deque())
         while times and times[0] <= now - self.window:
             times.popleft()
         return times
+
+    def _forget_stalest(self, kind: str) -> None:
+        table = self._failures[kind]
+        if len(table) > self.MAX_KEYS:
+            for key in list(table)[: self.MAX_KEYS // 2]:
+                del table[key]
 
 
 # -- API tokens
@@ -177,6 +233,7 @@ class Hardening:
             await self.app(scope, receive, send)
             return
         static = scope.get("path", "").startswith("/static/")
+        https = scope.get("scheme") == "https"  # uvicorn: from a trusted proxy's header
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -189,6 +246,8 @@ class Hardening:
                 ]
                 if not static:
                     headers.append((b"cache-control", b"no-store"))
+                if https:
+                    headers.append((b"strict-transport-security", HSTS.encode()))
                 message = dict(message, headers=headers)
             await send(message)
 

@@ -76,6 +76,11 @@ class Sender:
                                          " skipped")
         return validate.check(Record(phone, text), self.rules)
 
+    def kick(self) -> None:
+        """Kick the dispatcher for messages queued another way (a retry, a resumed
+        transport)."""
+        self.committer.notify_commit(1)
+
     async def send(self, messages: Sequence[Tuple[str, str]], client: str) -> List[Result]:
         """Judge and store ``(phone, text)`` pairs; call on the event loop."""
         client = client[:CLIENT_WIDTH]

@@ -16,6 +16,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any, Tuple
 
 from smss.config import Config, ConfigError
+from smss.events.record import Events
 from smss.spooler.validate import Rules
 from smss.store.database import DatabaseSettings
 
@@ -38,6 +39,7 @@ class WebSettings:
     port: int = 8021
     trusted_proxies: Tuple[str, ...] = ()
     metrics_allow: Tuple[Any, ...] = ()  # networks that may read /metrics without a token
+    events: Events = field(default_factory=Events)  # what a cancel tells (webhooks, dlr-url)
 
     @classmethod
     def from_config(cls, config: Config) -> "WebSettings":
@@ -57,6 +59,7 @@ class WebSettings:
             port=get("web", "port"),
             trusted_proxies=get("web", "trusted_proxies"),
             metrics_allow=get("web", "metrics_allow"),
+            events=Events.from_config(config),
         )
 
     @property
