@@ -1,6 +1,7 @@
 """Dispatch benchmark: messages per minute, AT commands per part, kick-to-send latency.
 
     python3 bench/dispatch.py [--messages 20] [--ceiling 300] [--kicks 10]
+    python3 bench/dispatch.py --modems 1,2,4 [--per-modem 20] [--latency realistic|SECONDS]
 
 1. Messages per minute through the simulator in realistic-latency mode (2-4 s
    per AT+CMGS, 20-150 ms per other command, as a GSM network answers), one
@@ -12,11 +13,18 @@
 4. Kick latency: time from the server's `OK` to the first AT+CMGS of that
    message, with one-shot passes started by the kick and with
    `check_and_send --loop` (target under 200 ms; cron alone: up to 60 s).
+
+With ``--modems``, only this: one `check_and_send` pass over a full queue with
+N modems (`[transport:gsm1]` ... `[transport:gsmN]`, one simulator each), for
+each N given; messages per minute and the ratio to one modem (target: four
+modems send at least 3.6 times what one sends).  The queue holds
+``--per-modem`` messages per modem, so every run lasts about as long.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -136,6 +144,63 @@ def _wait_listening(port: int) -> None:
     raise RuntimeError("server did not start")
 
 
+def through_modems(count: int, per_modem: int, latency) -> dict:
+    """One pass over ``count * per_modem`` messages with ``count`` modems."""
+    folder = tempfile.mkdtemp(prefix=f"smss-bench-modems{count}-")
+    messages = count * per_modem
+    with contextlib.ExitStack() as stack:
+        sims = [stack.enter_context(running_simulator(latency=latency, pty=False, seed=7 + n))
+                for n in range(count)]
+        site = Site(_Path(folder), f"sqlite://{folder}/smss.db", None, {})  # the database
+        config = os.path.join(folder, "modems.conf")
+        with open(config, "w", encoding="utf-8") as handle:
+            handle.write(f"[database]\nurl = sqlite://{folder}/smss.db\n"
+                         f"[dispatcher]\nlockfile = {folder}/cas.lock\nstate_dir = {folder}\n"
+                         f"logfile = {folder}/cas.log\n")
+            for n, sim in enumerate(sims, 1):
+                handle.write(f"[transport:gsm{n}]\ntype = modem\ndevice = {sim.url}\n"
+                             f"pin_guard_file = {folder}/pins{n}\n"
+                             "send_timeout = 30\ncommand_timeout = 10\n")
+        for i in range(messages):
+            site.enqueue("+420608337726", f"Zaloha serveru {i}")
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "check_and_send.cli", "-c", config],
+                                capture_output=True, text=True, timeout=3600)
+        seconds = time.monotonic() - started
+        if result.returncode != 0:
+            raise RuntimeError(f"pass failed ({result.returncode}): {result.stderr[-2000:]}")
+        per_sim = [sim.control.sent() for sim in sims]
+    sent = [record for records in per_sim for record in records]
+    if len(sent) != messages:
+        raise RuntimeError(f"{len(sent)} of {messages} messages reached the simulators")
+    sending = max(r["answered"] for r in sent) - min(r["timestamp"] for r in sent)
+    network = sum(r["answered"] - r["timestamp"] for r in sent) / len(sent)
+    return {"modems": count, "messages": messages, "seconds": seconds,
+            "per_minute": messages / seconds * 60, "sending_seconds": sending,
+            "network_seconds": network, "by_modem": [len(records) for records in per_sim]}
+
+
+def modem_scaling(counts, per_modem: int, latency) -> int:
+    rows = [through_modems(count, per_modem, latency) for count in counts]
+    base = next((row for row in rows if row["modems"] == 1), None)
+    label = "realistic latency (2-4 s)" if latency == "realistic" else f"{latency} s"
+    print(f"one check_and_send pass, N modems ([transport:gsm1..N]), simulator AT+CMGS: {label}")
+    print(f"{'modems':>6}{'messages':>9}{'seconds':>9}{'msg/min':>9}{'ratio':>7}"
+          f"{'sending s':>11}{'AT+CMGS s':>11}  per modem")
+    for row in rows:
+        ratio = row["per_minute"] / base["per_minute"] if base else float("nan")
+        print(f"{row['modems']:>6}{row['messages']:>9}{row['seconds']:>9.1f}"
+              f"{row['per_minute']:>9.1f}{ratio:>6.2f}x{row['sending_seconds']:>11.1f}"
+              f"{row['network_seconds']:>11.2f}  {'/'.join(map(str, row['by_modem']))}")
+    print("(sending s: first AT+CMGS to the last answer; AT+CMGS s: the simulator's mean"
+          " time to answer one, its random latency)")
+    four = next((row for row in rows if row["modems"] == 4), None)
+    if base and four:
+        ratio = four["per_minute"] / base["per_minute"]
+        print(f"four modems / one: {ratio:.2f}x (target >= 3.6x)  {mark(ratio >= 3.6)}")
+    return 0
+
+
 def mark(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -145,7 +210,18 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=20, help="realistic-latency messages")
     parser.add_argument("--ceiling", type=int, default=300, help="latency-0 messages")
     parser.add_argument("--kicks", type=int, default=10, help="kick latency trials per mode")
+    parser.add_argument("--modems", metavar="N,N,...",
+                        help="only measure one pass with each of these numbers of modems")
+    parser.add_argument("--per-modem", type=int, default=20,
+                        help="--modems: messages queued per modem")
+    parser.add_argument("--latency", default="realistic",
+                        help="--modems: the simulator's latency, 'realistic' or seconds per"
+                             " AT+CMGS")
     args = parser.parse_args()
+    if args.modems:
+        counts = [int(count) for count in args.modems.split(",")]
+        latency = args.latency if args.latency == "realistic" else float(args.latency)
+        return modem_scaling(counts, args.per_modem, latency)
 
     realistic = through_a_pass(args.messages, "realistic")
     ceiling = through_a_pass(args.ceiling, 0)

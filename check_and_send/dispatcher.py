@@ -4,9 +4,13 @@ The order of every step is what keeps messages safe:
 
 - A message is claimed (committed) before it is sent, marked "sending"
   (committed) right before the transport gets it, and moved to ``sms`` in one
-  transaction after the transport confirmed.  If that last commit fails, the
-  outcome goes to a local journal that the next pass applies first, so a
-  database outage never makes a message go out twice.
+  transaction after the transport confirmed.  A transport that keeps several
+  messages moving gets them through ``check_and_send.windowed``, which does the same
+  in group commits (marks a batch ahead, outcomes of a few milliseconds together).
+  If that last commit fails, the outcome goes to a local journal that the next pass
+  applies first, so a database outage never makes a message go out twice; the
+  message stays claimed until then (released, another lane would send it again).
+  The lanes of a process share the journal, one of them applying it at a time.
 - The journal and the delete ledger live in ``[dispatcher] state_dir``, which
   survives a reboot (``smss.statefiles``).
 - Received messages are committed to ``rcv`` before they are deleted from
@@ -30,9 +34,11 @@ The order of every step is what keeps messages safe:
   last 60 seconds; a pass claims no more than the limit lets it send now and
   waits for a free slot without holding claims another dispatcher could use.
 - Every step forward (a message finished, a rate-limit wait begun, a message
-  received) calls ``alive``: the caller's pass timer catches a hung pass, not a
+  received) calls ``alive``: the lane's pass timer catches a hung pass, not a
   long one that keeps working (stopping that in the middle of a send would
   send one message twice).
+- Expiry removes only unclaimed messages, so two lanes never expire (nor a lane
+  expire and another send) the same one.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Callable, List, Optional, Set, Tuple
 
+from check_and_send import windowed
 from check_and_send.ledger import DeleteLedger, fingerprint
 from smss import statefiles
 from smss.events.record import Events
@@ -74,6 +81,7 @@ DATABASE = "database"
 OWNER_LENGTH = 128
 _LIVE_OWNERS: Set[str] = set()  # owner ids of this process's dispatchers (its lanes)
 _LIVE_OWNERS_LOCK = threading.Lock()
+_JOURNAL_LOCK = threading.Lock()  # the lanes of a process share one journal file
 
 
 class DatabaseDown(Exception):
@@ -205,6 +213,10 @@ class Dispatcher:
         #: routes this dispatcher claims besides unrouted messages (None: every message);
         #: set by check_and_send.lanes when one process drives several transports
         self.claim_routes: Optional[List[str]] = None
+        #: other lanes of this process draw from the same queue at the same time: a
+        #: transport that sends one message at a time then claims one at a time, so a
+        #: burst is shared by every transport free at the moment
+        self.shares_queue = False
         self._was_paused = False
 
     # -- the pass
@@ -289,18 +301,17 @@ class Dispatcher:
     # -- sending
 
     def send_due(self, report: PassReport) -> None:
+        if self._paused(report):
+            return  # an operator paused this transport: it still receives
+        if self._windowed():
+            windowed.send(self, report)
+            return
         while not self.stopping():
-            if self._paused(report):
-                return  # an operator paused this transport: it still receives
             size = self._claim_size()
             batch = queue.claim(self.conn, self.owner, size, self.claim_routes) if size else []
             if not batch:
                 return
             self._claimed = [message.id for message in batch]
-            if self.transport.window > 1 and self.settings.rate_limit <= 0:
-                if not self._send_windowed(batch, report):
-                    return
-                continue
             for message in batch:
                 if self._wait_for_slot(message.parts) is None:
                     return  # stopping: the claims left are released by the pass
@@ -309,46 +320,39 @@ class Dispatcher:
                 self.alive(0.0)
                 if not keep_going:
                     return  # transport down or needs an operator: the rest stays queued
-            if len(batch) < size:
+            if len(batch) < size or self._paused(report):
                 return
 
+    def _windowed(self) -> bool:
+        """Whether sending goes through ``check_and_send.windowed``: a transport that keeps
+        several messages moving (or sends through ``send_many`` anyway) and no rate limit
+        (which is counted message by message)."""
+        transport = self.transport
+        return (transport.window > 1 or transport.streams) and self.settings.rate_limit <= 0
+
+    def still_claimed(self, message_ids: List[int]) -> None:
+        """The windowed path ended: these messages are still claimed and unsettled (the
+        pass releases them, counting an attempt for those that may have been sent)."""
+        self._claimed = list(message_ids)
+
     def _paused(self, report: PassReport) -> bool:
-        found = transports.paused(self.conn, self.transport.name)
-        if found is not None:
+        if not self.paused_now(self.conn):
+            return False
+        if self.transport.name not in report.paused:
             report.paused.append(self.transport.name)
-            if not self._was_paused:
-                log.warning("%s is paused (by %s): sending nothing through it", found.name,
-                            found.paused_by)
-        elif self._was_paused:
+        return True
+
+    def paused_now(self, conn: Connection) -> bool:
+        """Whether an operator paused this transport (logged when that changes); ``conn``
+        is the dispatcher's connection or, while the windowed path runs, its bookkeeper's."""
+        found = transports.paused(conn, self.transport.name)
+        if found is not None and not self._was_paused:
+            log.warning("%s is paused (by %s): sending nothing through it", found.name,
+                        found.paused_by)
+        elif found is None and self._was_paused:
             log.info("%s is no longer paused", self.transport.name)
         self._was_paused = found is not None
         return found is not None
-
-    def _send_windowed(self, batch: List[queue.Claimed], report: PassReport) -> bool:
-        """The batch through ``send_many`` (several in flight, SMPP's window); each outcome
-        is recorded as it comes.  False when the transport went down (the rest stays)."""
-        by_id = {message.id: message for message in batch}
-        queue.mark_sending_many(self.conn, list(by_id))
-        keep_going = True
-        items = [(message.id, message.phone, message.text) for message in batch]
-        for message_id, outcome in self.transport.send_many(items):
-            message = by_id.pop(message_id)
-            attempts = message.attempts + 1
-            if isinstance(outcome, SendFailed):
-                keep_going = self._failed(message, outcome, attempts, report) and keep_going
-            else:
-                self._finish(message, sent.SENT, attempts, references=outcome.references)
-                report.sent += 1
-                log.info("sent %d to %s (%d part(s), refs %s)", message.id, message.phone,
-                         outcome.parts, ",".join(outcome.references) or "-")
-            self._claimed.remove(message_id)
-            self.alive(0.0)
-        if by_id:  # never handed out: the transport stopped before them (nothing was sent)
-            queue.release(self.conn, list(by_id))
-            for message_id in by_id:
-                self._claimed.remove(message_id)
-        return keep_going and not self.stopping() and len(batch) >= min(
-            self.settings.batch_size, self.transport.window)
 
     def _send_one(self, message: queue.Claimed, report: PassReport) -> bool:
         attempts = message.attempts + 1
@@ -375,20 +379,34 @@ class Dispatcher:
                         message_id, exc)
 
     def _failed(self, message: queue.Claimed, exc: SendFailed, attempts: int,
-                report: PassReport) -> bool:
+                report: PassReport, sink: Optional["windowed.Sink"] = None) -> bool:
+        """Decide what a failed send means for the message; ``sink``: put the outcome in
+        the windowed path's next group commit instead of committing it now."""
         if exc.kind == PERMANENT or (exc.kind != OPERATOR and attempts >= self.settings.max_attempts
                                      and (exc.kind != DOWN or exc.maybe_sent)):
-            self._finish(message, sent.FAILED, attempts, error=exc.reason,
-                         references=exc.sent_references)
+            if sink is None:
+                self._finish(message, sent.FAILED, attempts, error=exc.reason,
+                             references=exc.sent_references)
+            else:
+                sink.finish(message, self.outcome(message, sent.FAILED, attempts,
+                                                  error=exc.reason,
+                                                  references=exc.sent_references))
             report.failed += 1
             log.warning("message %d to %s failed after %d attempt(s): %s", message.id,
                         message.phone, attempts, exc.reason)
             return True
         if exc.kind in (DOWN, OPERATOR) and not exc.maybe_sent:
-            queue.release(self.conn, [message.id])  # not the message's fault: no attempt counted
+            # not the message's fault: no attempt counted
+            if sink is None:
+                queue.release(self.conn, [message.id])
+            else:
+                sink.release(message)
         else:
             retry_at = utcnow() + timedelta(seconds=self._backoff(attempts))
-            queue.defer(self.conn, message.id, attempts, retry_at, exc.reason)
+            if sink is None:
+                queue.defer(self.conn, message.id, attempts, retry_at, exc.reason)
+            else:
+                sink.defer(message, attempts, retry_at, exc.reason)
             report.deferred += 1
             log.info("message %d deferred (attempt %d): %s", message.id, attempts, exc.reason)
         if exc.kind in (DOWN, OPERATOR):
@@ -402,30 +420,40 @@ class Dispatcher:
     def _backoff(self, attempts: int) -> float:
         return min(self.settings.retry_delay * 2 ** (attempts - 1), self.settings.retry_max_delay)
 
+    def outcome(self, message: queue.Claimed, status: str, attempts: int, *,
+                references=(), error: Optional[str] = None) -> dict:
+        """How ``message`` leaves the queue, in the form the journal keeps."""
+        return {"id": message.id, "status": status, "attempts": attempts,
+                "references": list(references), "error": error,
+                "transport": self.transport.name}
+
+    def sent_outcome(self, message: queue.Claimed, outcome: dict) -> sent.Outcome:
+        """The ``sms`` row (and its events) an outcome makes."""
+        return sent.Outcome(
+            message, outcome["status"], outcome["attempts"], outcome["transport"],
+            tuple(outcome["references"]), outcome["error"],
+            track_delivery=self.transport.tracks_delivery and outcome["status"] == sent.SENT)
+
     def _finish(self, message: queue.Claimed, status: str, attempts: int, *,
                 references=(), error: Optional[str] = None) -> None:
         """Move the message to ``sms``; journal the outcome if the database is gone."""
-        outcome = {"id": message.id, "status": status, "attempts": attempts,
-                   "references": list(references), "error": error,
-                   "transport": self.transport.name}
+        outcome = self.outcome(message, status, attempts, references=references, error=error)
         try:
             self._apply(message, outcome)
         except Exception as exc:  # noqa: BLE001 - whatever failed, the send must not repeat
             self._journal(outcome)
+            if message.id in self._claimed:  # the claim stays until the journal is applied:
+                self._claimed.remove(message.id)  # released, another lane would send it again
             if not isinstance(exc, UNAVAILABLE_ERRORS):
                 log.exception("could not record message %d", message.id)
             raise DatabaseDown(str(exc)) from exc
 
     def _apply(self, message: queue.Claimed, outcome: dict) -> None:
+        record = self.sent_outcome(message, outcome)
         with self.conn.transaction():
-            sent.record(
-                self.conn, message, outcome["status"], attempts=outcome["attempts"],
-                transport=outcome["transport"], references=outcome["references"],
-                error=outcome["error"],
-                track_delivery=self.transport.tracks_delivery and outcome["status"] == sent.SENT,
-            )
+            sent.record_many(self.conn, [record])
             queue.delete(self.conn, message.id)
-            self.settings.events.finished(self.conn, message, outcome["status"], **_told(outcome))
+            self.settings.events.finished_many(self.conn, [record])
 
     # -- the per-SIM rate limit
 
@@ -465,16 +493,19 @@ class Dispatcher:
         """How many messages to claim: no more than the rate limit lets go now, so a
         waiting dispatcher does not sit on messages another one could send."""
         limit = self.settings.rate_limit
+        batch = self.settings.batch_size
+        if self.transport.window > 1:  # no more "sending" than can be in flight
+            batch = min(batch, self.transport.window)
+        elif self.shares_queue:
+            batch = 1
         if limit <= 0:
-            if self.transport.window > 1:  # no more "sending" than can be in flight
-                return min(self.settings.batch_size, self.transport.window)
-            return self.settings.batch_size
-        if not queue.due_count(self.conn):
+            return batch
+        if not queue.due_count(self.conn, self.claim_routes):
             return 0  # nothing to wait for
         in_window = self._wait_for_slot(1)
         if in_window is None:
             return 0
-        return max(1, min(self.settings.batch_size, limit - in_window))
+        return max(1, min(batch, limit - in_window))
 
     def _release_claims(self) -> None:
         """Give back what this pass still holds; a send that had started counts as an
@@ -494,16 +525,29 @@ class Dispatcher:
     # -- journal of outcomes the database did not take
 
     def _journal(self, outcome: dict) -> None:
+        self.journal_many([outcome])
+
+    def journal_many(self, outcomes: List[dict]) -> None:
+        """Append outcomes to the journal with one fsync (the windowed path's failed
+        round journals them together)."""
+        ids = ", ".join(str(outcome["id"]) for outcome in outcomes)
         path = self.settings.journal
         if not path:
-            log.error("no journal file: outcome of message %s is lost: %s", outcome["id"], outcome)
+            log.error("no journal file: the outcomes of messages %s are lost: %s", ids,
+                      outcomes)
             return
-        statefiles.append_line(path, json.dumps(outcome))
-        log.error("database unavailable: outcome of message %s kept in %s", outcome["id"], path)
+        with _JOURNAL_LOCK:  # never between another lane's reading and removing it
+            statefiles.append_lines(path, [json.dumps(outcome) for outcome in outcomes])
+        log.error("database unavailable: the outcomes of messages %s are kept in %s", ids, path)
 
     def replay_journal(self) -> None:
         """Apply the outcomes journaled while the database was away (also a journal an
-        older version left beside the lock file); a line that cannot be read is skipped."""
+        older version left beside the lock file); a line that cannot be read is skipped.
+        The lanes of a process share the journal: one of them applies it at a time."""
+        with _JOURNAL_LOCK:
+            self._replay_journal()
+
+    def _replay_journal(self) -> None:
         for path in (self.settings.legacy_journal, self.settings.journal):
             if not path or not os.path.exists(path):
                 continue
@@ -556,9 +600,10 @@ class Dispatcher:
         for message in queue.expired(self.conn, cutoff, 1000):
             error = message.last_error or "not sent in time"
             with self.conn.transaction():
+                if not queue.delete_unclaimed(self.conn, message.id):
+                    continue  # another lane (or dispatcher) claimed or expired it meanwhile
                 sent.record(self.conn, message, sent.EXPIRED, attempts=message.attempts,
                             error=f"expired: {error}")
-                queue.delete(self.conn, message.id)
                 self.settings.events.finished(self.conn, message, sent.EXPIRED, message.attempts,
                                               error=f"expired: {error}")
             count += 1
@@ -655,9 +700,3 @@ class Dispatcher:
             )
         except UNAVAILABLE_ERRORS as exc:
             log.warning("could not save transport state: %s", exc)
-
-
-def _told(outcome: dict) -> dict:
-    """An outcome's fields as ``Events.finished`` takes them."""
-    return {"attempts": outcome["attempts"], "transport": outcome["transport"],
-            "references": outcome["references"], "error": outcome["error"]}

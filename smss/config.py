@@ -224,7 +224,8 @@ KEYS: Dict[Tuple[str, str], Key] = {
         _float, "900", "seconds after which another host's claim counts as abandoned"
     ),
     ("dispatcher", "pass_timeout"): Key(
-        _float, "900", "a pass that makes no progress for this long stops, releasing the lock"
+        _float, "900", "a transport's pass that makes no progress for this long is given up"
+        " (that transport only: its claims are released, it is opened again)"
     ),
     ("dispatcher", "poll_interval"): Key(
         _float, "30", "seconds between queue checks of `check_and_send --loop`"
@@ -289,7 +290,13 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ("smpp", "dest_addr_npi"): Key(_str, "auto", "NPI of recipients; auto: 1"),
     ("smpp", "service_type"): Key(_str, "", "service_type of submit_sm"),
     ("smpp", "throughput"): Key(_float, "0", "most submit_sm per second; 0: no limit"),
-    ("smpp", "window"): Key(_positive_int, "10", "submit_sm awaiting their response at once"),
+    ("smpp", "window"): Key(_positive_int, "10", "submit_sm awaiting their response at once,"
+                            " per bind"),
+    ("smpp", "binds"): Key(
+        _positive_int, "1", "sessions that send at once (transceivers, or transmitters beside"
+        " the one receiver), each with its own window; more than 1 only if the SMSC allows"
+        " that many binds of the account"
+    ),
     ("smpp", "enquire_link_interval"): Key(
         _float, "30", "seconds of silence before an enquire_link; 0: never"
     ),

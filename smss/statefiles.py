@@ -75,10 +75,16 @@ def open_private(path: str, flags: int) -> int:
 
 def append_line(path: str, line: str) -> None:
     """Append one line and fsync it (and the directory when the file is new)."""
+    append_lines(path, [line])
+
+
+def append_lines(path: str, lines: Sequence[str]) -> None:
+    """Append lines with one write and one fsync (and the directory's when the file is
+    new)."""
     existed = os.path.exists(path)
     fd = open_private(path, os.O_WRONLY | os.O_APPEND)
     try:
-        data = (line.rstrip("\n") + "\n").encode("utf-8")
+        data = "".join(line.rstrip("\n") + "\n" for line in lines).encode("utf-8")
         while data:
             data = data[os.write(fd, data):]
         os.fsync(fd)

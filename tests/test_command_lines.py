@@ -23,7 +23,7 @@ SHELL_OPERATORS = {"|", "||", "&&", ";", "&", "(", ")", ";;", "<", ">", ">>", "2
 PLACEHOLDERS = {"FILE": "/etc/smss/smss.conf", "NAME": "alice", "CODE": "*100#",
                 "HOST": "127.0.0.1", "PORT": "2021", "P": "2021", "C": "2022", "D": "demo",
                 "SECONDS": "5", "RETRIES": "3", "PHONE": "+420608337726", "TEXT": "hello",
-                "COMMAND": "status"}
+                "COMMAND": "status", "ROLE": "operator"}
 ALTERNATIVE = "\x00"  # a `a\|b` in a Markdown table cell: one command line per choice
 DRAWING = re.compile("[\u2500-\u257f]|-->")  # box-drawing: a diagram, not a shell line
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 from support_sim import AtClient, running_simulator
@@ -85,6 +86,18 @@ def test_sent_reports_decoded_messages(sim):
     assert sim.control.sent(since=2)[0]["seq"] == 3
     sim.control.clear_sent()
     assert sim.control.sent() == []
+
+
+def test_sent_tells_when_the_modem_took_and_answered_each_message():
+    """``timestamp``: the body arrived; ``answered``: +CMGS went back after the network's
+    delay.  Tests of parallel sending compare these across modems."""
+    with running_simulator(latency=0.2, pty=False) as slow, AtClient(slow.url) as at:
+        at.lines("ATE0")
+        before = time.time()
+        send(at, "+420608337726", "Ahoj")  # returns once OK came
+        after = time.time()
+        [record] = slow.control.sent()
+    assert before <= record["timestamp"] <= record["answered"] <= after
 
 
 def test_inject_and_storage(sim):

@@ -214,6 +214,71 @@ def test_window_limits_submits_in_flight(smsc, tmp_path, window):
     assert most == 1 if window == 1 else 2 <= most <= window
 
 
+def test_several_binds_send_at_once_each_with_its_window(smsc, tmp_path):
+    """binds = 3, window = 4: three transceivers bound, the submits spread over them,
+    up to 12 in flight at once (4 per session); the state names them."""
+    smsc.set(respDelayMs=60)
+    items = [(n, PHONE, f"message {n}") for n in range(36)]
+    with opened(smsc, tmp_path, window=4, binds=3) as transport:
+        assert transport.window == 12
+        assert transport.state().registration == "trx 3/3 up"
+        outcomes = dict(transport.send_many(items))
+    assert sorted(outcomes) == list(range(36))
+    assert all(isinstance(o, Sent) for o in outcomes.values())
+    binds = smsc.events("bind")
+    assert len(binds) == 3 and {b["command"] for b in binds} == {"bind_transceiver"}
+    by_session = collections.Counter(e["session"] for e in smsc.wait_events("submit_sm", 36))
+    assert len(by_session) == 3 and min(by_session.values()) >= 6, by_session
+    assert 4 < smsc.stats()["max_outstanding"] <= 12
+
+
+def test_transmitters_beside_one_receiver(smsc, tmp_path):
+    with opened(smsc, tmp_path, bind="transmitter+receiver", binds=2) as transport:
+        assert transport.state().registration == "tx 2/2 up, rx up"
+        assert isinstance(transport.send(PHONE, "hello"), Sent)
+    commands = collections.Counter(b["command"] for b in smsc.events("bind"))
+    assert commands == {"bind_transmitter": 2, "bind_receiver": 1}
+
+
+def test_a_dropped_bind_is_bound_again_while_the_others_go_on(smsc, tmp_path):
+    """Every 8th PDU the SMSC reads cuts its session: with two binds each drop costs
+    only what was in flight on that session (maybe sent), the batch goes on, and every
+    message the SMSC took is taken once."""
+    smsc.set(dropEvery=8)
+    items = [(n, PHONE, f"m{n:02}") for n in range(40)]
+    with opened(smsc, tmp_path, window=5, binds=2) as transport:
+        outcomes = dict(transport.send_many(items))
+    assert sorted(outcomes) == list(range(40))  # no DOWN: every drop was bound over
+    taken = taken_texts(smsc, sum(isinstance(o, Sent) for o in outcomes.values()))
+    for key, outcome in outcomes.items():
+        if isinstance(outcome, Sent):
+            assert taken[f"m{key:02}"] == 1 and outcome.references
+        else:
+            assert outcome.kind == TEMPORARY and outcome.maybe_sent
+            assert taken[f"m{key:02}"] == 0
+    assert smsc.events("drop")
+
+
+def test_a_bind_refused_again_leaves_the_batch_to_the_other(smsc, tmp_path):
+    """One of two sessions is cut and the SMSC then refuses binds: that bind leaves the
+    batch, the other sends the rest."""
+    smsc.set(respDelayMs=200)
+    items = [(n, PHONE, f"m{n}") for n in range(12)]
+    with opened(smsc, tmp_path, window=2, binds=2) as transport:
+        def cut_one():
+            first = smsc.wait_event("submit_sm")
+            smsc.set(bindStatus=p.ESME_RSYSERR)
+            smsc.command("drop_session", session=first["session"])
+
+        threading.Thread(target=cut_one).start()
+        outcomes = dict(transport.send_many(items))
+    assert sorted(outcomes) == list(range(12))
+    lost = [k for k, o in outcomes.items() if not isinstance(o, Sent)]
+    assert 1 <= len(lost) <= 2  # in flight on the cut session
+    assert all(outcomes[k].kind == TEMPORARY and outcomes[k].maybe_sent for k in lost)
+    assert [b["status"] for b in smsc.events("bind")] == [0, 0, p.ESME_RSYSERR]
+
+
 def test_throughput_limit_spaces_submits(smsc, tmp_path):
     with opened(smsc, tmp_path, throughput=20.0) as transport:
         start = time.monotonic()

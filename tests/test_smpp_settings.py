@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from smss import transports
-from smss.config import parse_text
+from smss.config import ConfigError, parse_text
 from smss.smpp.settings import SmppSettings, destination, parse_version, source_ton_npi
 from smss.transports.base import OPERATOR, SendFailed
 from smss.transports.modem import ModemTransport
@@ -35,8 +35,11 @@ def test_url_gives_account_and_address_and_keys_override_it():
 
 def test_defaults():
     found = settings("[smpp]\nhost = smsc.example\n")
-    assert (found.port, found.bind, found.interface_version, found.window) == (
-        2775, "transceiver", 0x34, 10)
+    assert (found.port, found.bind, found.interface_version, found.window, found.binds) == (
+        2775, "transceiver", 0x34, 10, 1)
+    assert settings("[smpp]\nhost = h\nbinds = 4\n").binds == 4
+    with pytest.raises(ConfigError, match=r"\[smpp\] binds: must be at least 1"):
+        settings("[smpp]\nhost = h\nbinds = 0\n")
     assert (found.long_messages, found.registered_delivery, found.default_alphabet) == (
         "udh", True, "gsm")
     assert (found.source_addr, found.source_addr_ton, found.source_addr_npi) == ("", 0, 0)

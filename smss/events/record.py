@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from smss.events import kannel
-from smss.store import dlr_requests, outbox, tallies
+from smss.store import dlr_requests, outbox, sent, tallies
 from smss.store.database import Connection, utcnow
 
 # Upper bounds (seconds) of the accepted-to-sent histogram.
@@ -73,27 +73,47 @@ class Events:
                  transport: str = "", references: Sequence[str] = (),
                  error: Optional[str] = None) -> None:
         """``message`` (a ``smss.store.queue.Claimed``) left the queue as ``status``."""
+        self.finished_many(conn, [sent.Outcome(message, status, attempts, transport,
+                                               tuple(references), error)])
+
+    def finished_many(self, conn: Connection, outcomes: Sequence[sent.Outcome]) -> None:
+        """``finished`` for several messages at once (a dispatcher's group commit): the
+        tallies added up into one row each, one look-up of dlr-urls, one outbox insert."""
+        if not outcomes:
+            return
         now = utcnow()
-        counts = [("messages", transport, status, 1.0)]
-        if status == "sent":
-            seconds = max(0.0, (now - message.created_at).total_seconds())
-            counts += [("parts", transport, "", float(len(references) or message.parts)),
-                       ("send_seconds", transport, bucket_label(seconds), 1.0),
-                       ("send_seconds_sum", transport, "", seconds)]
-        tallies.add(conn, counts)
-        if status == "sent":
-            tallies.raise_to(conn, "last_sent", transport, "", time.time())
+        totals: Dict[Tuple[str, str, str], float] = {}
+        last_sent: Dict[str, float] = {}
+        for outcome in outcomes:
+            message, transport = outcome.message, outcome.transport
+            counts = [("messages", transport, outcome.status, 1.0)]
+            if outcome.status == "sent":
+                seconds = max(0.0, (now - message.created_at).total_seconds())
+                counts += [("parts", transport, "",
+                            float(len(outcome.references) or message.parts)),
+                           ("send_seconds", transport, bucket_label(seconds), 1.0),
+                           ("send_seconds_sum", transport, "", seconds)]
+                last_sent[transport] = time.time()
+            for name, where, detail, amount in counts:
+                totals[(name, where, detail)] = totals.get((name, where, detail), 0.0) + amount
+        tallies.add(conn, [(*key, amount) for key, amount in totals.items()])
+        for transport, moment in sorted(last_sent.items()):
+            tallies.raise_to(conn, "last_sent", transport, "", moment)
         events: List[outbox.NewEvent] = []
-        if status != "sent":
-            events += self._webhook_events("failed", {
-                "id": message.id, "phone": message.phone, "text": message.text,
-                "status": status, "error": error, "attempts": attempts,
-                "parts": message.parts, "created_at": iso(message.created_at),
-                "failed_at": iso(now), "transport": transport or None,
-                "client": message.client,
-            })
-        dlr = dlr_requests.get(conn, message.id)
-        if dlr is not None:
+        dlrs = dlr_requests.get_many(conn, [outcome.message.id for outcome in outcomes])
+        for outcome in outcomes:
+            message, status, error = outcome.message, outcome.status, outcome.error
+            if status != "sent":
+                events += self._webhook_events("failed", {
+                    "id": message.id, "phone": message.phone, "text": message.text,
+                    "status": status, "error": error, "attempts": outcome.attempts,
+                    "parts": message.parts, "created_at": iso(message.created_at),
+                    "failed_at": iso(now), "transport": outcome.transport or None,
+                    "client": message.client,
+                })
+            dlr = dlrs.get(message.id)
+            if dlr is None:
+                continue
             if status == "sent":
                 kind, answer = kannel.SMSC_SUCCESS, "ACK/"
             else:
@@ -101,8 +121,8 @@ class Events:
             wanted = dlr.mask & kind or (kind == kannel.SMSC_FAILED
                                          and dlr.mask & kannel.UNDELIVERED)
             if wanted:
-                events.append(_dlr_event(dlr, kind, answer, message.phone, transport,
-                                         references[0] if references else ""))
+                events.append(_dlr_event(dlr, kind, answer, message.phone, outcome.transport,
+                                         outcome.references[0] if outcome.references else ""))
             if status != "sent":
                 dlr_requests.forget(conn, message.id)
         outbox.add(conn, events)

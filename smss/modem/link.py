@@ -4,6 +4,9 @@ One code path for a serial port (``/dev/ttyS0``, ``/dev/ttyUSB0``), a modem
 exposed over raw TCP (``socket://host:port``, e.g. a Conel ER75i router) and
 an RFC 2217 port server (``rfc2217://host:port``).  Every I/O failure becomes
 ``LinkDown``; a read that finds nothing within ``read_timeout`` returns b"".
+``abort`` (from another thread) makes the next read or write, and every open
+after it, raise ``LinkDown``: a caller blocked on a hung modem returns within
+``read_timeout``.
 """
 
 from __future__ import annotations
@@ -45,12 +48,20 @@ class Link:
         self.write_timeout = write_timeout
         self._opener = opener
         self._port: Optional[Any] = None
+        self._aborted: Optional[str] = None  # why abort() gave the link up
 
     @property
     def is_open(self) -> bool:
         return self._port is not None
 
+    def abort(self, reason: str) -> None:
+        """Give the link up for good; safe from any thread (the port is closed by the thread
+        using it, when its next read or write raises LinkDown)."""
+        self._aborted = reason
+
     def open(self) -> None:
+        if self._aborted is not None:
+            raise LinkDown(self._aborted)
         if self._port is not None:
             return
         kwargs = {
@@ -79,6 +90,9 @@ class Link:
                 log.debug("closing %s: %s", self.url, exc)
 
     def _require(self) -> Any:
+        if self._aborted is not None:
+            self.close()
+            raise LinkDown(self._aborted)
         if self._port is None:
             raise LinkDown(f"{self.url} is not open")
         return self._port

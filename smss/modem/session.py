@@ -274,6 +274,7 @@ class ModemSession:
         self._routed_reports: List[Unsolicited] = []  # +CDS taken out of the queue
         self._state = _State()
         self._concat = random.randrange(256)
+        self._aborted: Optional[str] = None  # abort() gave the session up, and why
 
     # --- lifecycle
     def __enter__(self) -> "ModemSession":
@@ -298,6 +299,8 @@ class ModemSession:
                 read_timeout=self.settings.read_timeout,
                 write_timeout=max(self.settings.command_timeout, 1.0),
             )
+        if self._aborted is not None:
+            self._link.abort(self._aborted)
         self._link.open()
         self._engine = AtEngine(self._link, unsolicited=self._unsolicited,
                                 quiet_time=self.settings.quiet_time)
@@ -312,6 +315,13 @@ class ModemSession:
         self._engine = None
         if self._link is not None:
             self._link.close()
+
+    def abort(self, reason: str) -> None:
+        """From another thread: make the command in progress (and every later one) fail
+        with LinkDown within ``read_timeout``; the session cannot be opened again."""
+        self._aborted = reason
+        if self._link is not None:
+            self._link.abort(reason)
 
     def recover(self, *, hard: bool = True) -> None:
         """Bring a wedged modem back: re-open the port and initialise (ATZ); if that fails

@@ -285,6 +285,7 @@ class Modem:
             seq=len(self.sent) + 1, at=time.time(),
         )
         self.sent.append(record)
+        session.then(lambda: record.update(answered=time.time()))  # after the network's delay
         log.info("%s: sent mr=%d to %s: %r", session.label, mr, record["number"], record["text"])
         if record["status_report"]:
             self._schedule_reports(mr, record["number"])

@@ -3,9 +3,10 @@
 Owns: the thread that reads bytes from the descriptor into the session and
 carries out the session's actions in order - writing (never blocking forever:
 a peer that stops reading loses output after ``WRITE_TIMEOUT``), sleeping for
-simulated latency, closing the link - and waking up when another thread (a
-timer, the control channel) queued output.  Subclasses say how to read, write
-and close: ``tcp.TcpLink`` for a socket, ``ptyport.PtyPort`` for a pseudo-terminal.
+simulated latency, closing the link, running the modem's bookkeeping calls -
+and waking up when another thread (a timer, the control channel) queued
+output.  Subclasses say how to read, write and close: ``tcp.TcpLink`` for a
+socket, ``ptyport.PtyPort`` for a pseudo-terminal.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import select
 import threading
 from typing import Deque, Optional
 
-from smss.sim.actions import Close, Delay, Write
+from smss.sim.actions import Call, Close, Delay, Write
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,8 @@ class StreamLink:
             self._stopping.wait(action.seconds)
         elif isinstance(action, Close):
             return self._closed(action.reason or "closed by the modem")
+        elif isinstance(action, Call):
+            action.function()
         return True
 
     def _closed(self, reason: str) -> bool:

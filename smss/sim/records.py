@@ -2,7 +2,8 @@
 
 Owns: what the control channel reports about a message the simulator sent
 (decoded number, text, encoding, message reference, concatenation, status
-report request, validity, the raw PDU, when and through which session) and
+report request, validity, the raw PDU, when it was taken and answered, through
+which session) and
 about a message in storage (index, status, kind, PDU and its decoding).
 Everything is JSON-serialisable.
 """
@@ -51,8 +52,9 @@ def sent_record(pdu_hex: str, *, mr: int, mode: str, command: str, session: str,
         "mode": mode,  # "pdu" or "text"
         "command": command,  # "CMGS" or "CMSS"
         "session": session,
-        "timestamp": at,
+        "timestamp": at,  # when the modem took the message (the body arrived)
         "time": _iso(datetime.fromtimestamp(at, timezone.utc)),
+        "answered": None,  # when it answered +CMGS/+CMSS (after the network's delay)
     }
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Protocol, Sequence
 
 from smss.sim import framing
-from smss.sim.actions import Close, Delay, Write
+from smss.sim.actions import Call, Close, Delay, Write
 from smss.sim.atparse import AtSyntaxError, Command, parse_line, strip_prefix
 from smss.sim.results import AtError, error_text, render_final, render_info
 from smss.sim.settings import AtSettings
@@ -231,6 +231,10 @@ class Session:
     def delay(self, seconds: float) -> None:
         if seconds > 0:
             self._out.append(Delay(seconds))
+
+    def then(self, function: Callable[[], None]) -> None:
+        """Run ``function`` once the output queued so far went out (after its delays)."""
+        self._out.append(Call(function))
 
     def _command_delay(self) -> None:
         self.delay(self.modem.command_delay())

@@ -1,13 +1,17 @@
 """One SMPP connection: a socket, one I/O thread, and the ``Session`` it drives.
 
-Owns connecting and binding, writing requests from any thread (they are queued and the
-I/O thread writes them, so no caller ever blocks on a full socket; a request that fails
-before its last byte reached the socket says so, ``Waiter.written``), reading and handing
-out responses, answering enquire_link and unbind, sending enquire_link when the SMSC has
-been quiet for ``enquire_link_interval`` (and dropping the link when that goes
-unanswered for ``response_timeout``), unbinding on close, and telling every caller still
-waiting when the link goes down.  deliver_sm and data_sm go to ``on_incoming``, which
-stores them and returns the command_status each one is answered with.
+Owns connecting and binding, writing requests from any thread (the caller writes a
+request itself when nothing else waits to be written, else it is queued for the I/O
+thread, so no caller ever blocks on a full socket; a request that fails before its last
+byte reached the socket says so, ``Waiter.written``), reading and handing out responses
+(by the I/O thread, or by a thread that borrowed the reading for a batch:
+``borrow_reading``, ``read_links``, so a busy sender waits for its answers without a
+hand-off between threads per PDU), answering enquire_link and unbind, sending
+enquire_link when the SMSC has been quiet for ``enquire_link_interval`` (and dropping
+the link when that goes unanswered for ``response_timeout``), unbinding on close, and
+telling every caller still waiting when the link goes down.  deliver_sm and data_sm go
+to ``on_incoming``, which stores them and returns the command_status each one is
+answered with.
 """
 
 from __future__ import annotations
@@ -67,11 +71,18 @@ class BindParams:
         })
 
 
+_WAITERS = threading.Lock()  # guards each Waiter's resolution (short, rarely contended)
+
+
 class Waiter:
     """A request waiting for its response.  ``callback(waiter)`` runs in the I/O thread
     (or in the thread that closes the link) once ``response`` or ``error`` is set.
     ``written``: every byte of the request reached the socket (False only for a request
-    that failed while still queued: the peer cannot have seen it)."""
+    that failed while still queued: the peer cannot have seen it).  The event that
+    ``wait`` blocks on is made only when somebody waits (a windowed submit never does)."""
+
+    __slots__ = ("sequence", "response", "error", "written", "end", "_done", "_event",
+                 "_callback")
 
     def __init__(self, sequence: int, callback: Optional[Callable[["Waiter"], None]]) -> None:
         self.sequence = sequence
@@ -79,15 +90,20 @@ class Waiter:
         self.error: Optional[str] = None
         self.written = True
         self.end: Optional[int] = None  # the link's byte count once this request is written
-        self._done = threading.Event()
+        self._done = False
+        self._event: Optional[threading.Event] = None
         self._callback = callback
 
     def _resolve(self, response: Optional[Pdu], error: Optional[str],
                  written: bool = True) -> None:
-        if self._done.is_set():
-            return
-        self.response, self.error, self.written = response, error, written
-        self._done.set()
+        with _WAITERS:
+            if self._done:
+                return
+            self.response, self.error, self.written = response, error, written
+            self._done = True
+            event = self._event
+        if event is not None:
+            event.set()
         if self._callback is not None:
             try:
                 self._callback(self)
@@ -95,11 +111,17 @@ class Waiter:
                 log.exception("response callback failed")
 
     def wait(self, timeout: Optional[float]) -> bool:
-        return self._done.wait(timeout)
+        with _WAITERS:
+            if self._done:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
 
     @property
     def done(self) -> bool:
-        return self._done.is_set()
+        return self._done
 
 
 IncomingHandler = Callable[["Link", List[Incoming]], List[int]]
@@ -138,6 +160,10 @@ class Link:
         self._last_received = 0.0
         self._enquire: Optional[Waiter] = None
         self._enquire_sent = 0.0
+        self._reader = threading.Lock()  # held by whoever reads the socket
+        self._borrowed = False  # a caller reads the socket now, not the I/O thread
+        self._close_later = False  # gone while borrowed: closed when given back
+        self._corked = False  # requests wait in the buffer for ``uncork`` (one write)
 
     # -- life
 
@@ -212,10 +238,14 @@ class Link:
     # -- requests
 
     def request(self, pdu: Pdu, callback: Optional[Callable[[Waiter], None]] = None) -> Waiter:
-        """Queue ``pdu`` (a request); raises LinkDown when the link is gone."""
+        """Send ``pdu`` (a request); raises LinkDown when the link is gone.  When nothing
+        is waiting to be written the calling thread writes it to the socket itself (no
+        hand-off to the I/O thread); what the socket does not take at once is left to the
+        I/O thread."""
         with self._lock:
             if self._down or self._abort or self._finish:
                 raise LinkDown(self.down_reason or self._abort or self._finish or "link closed")
+            idle = not self._wbuf
             try:
                 sequence = self._session.send_request(pdu)
             except PduError as exc:
@@ -224,8 +254,43 @@ class Link:
             self._waiters[sequence] = waiter
             self._take_output()
             waiter.end = self._queued
-        self._wake()
+            if self._corked:
+                return waiter
+            pending = not self._write_now() if idle else True
+        if pending:
+            self._wake()
         return waiter
+
+    def cork(self) -> None:
+        """Requests from now on wait in the buffer until ``uncork`` writes them together
+        (one write for a window's worth of submit_sm); for the thread that sends."""
+        with self._lock:
+            self._corked = True
+
+    def uncork(self) -> None:
+        """Write what the requests since ``cork`` queued, at once."""
+        with self._lock:
+            if not self._corked:
+                return
+            self._corked = False
+            if not self._wbuf or self._down:
+                return
+            pending = not self._write_now()
+        if pending:
+            self._wake()
+
+    def _write_now(self) -> bool:
+        """Write the buffer from the calling thread (under the lock); True when the socket
+        took all of it, else the I/O thread is to write the rest."""
+        if self._sock is None:
+            return False
+        try:
+            sent = self._sock.send(self._wbuf)
+        except OSError:  # full, or broken: the I/O thread writes or finds out
+            sent = 0
+        del self._wbuf[:sent]
+        self._flushed += sent
+        return not self._wbuf
 
     def _take_output(self) -> None:
         """Move what the session has to send into the write buffer (under the lock)."""
@@ -246,6 +311,59 @@ class Link:
                 except BlockingIOError:
                     pass  # the pipe is full: a wake is pending anyway
 
+    # -- reading from the sending thread
+
+    def borrow_reading(self) -> bool:
+        """From now on the calling thread reads the socket (``read_links``) and the I/O
+        thread leaves it alone (it still writes what the socket did not take, and keeps
+        the timers); False when the link is gone.  ``give_back_reading`` ends it."""
+        with self._lock:
+            if self._down or self._sock is None or self._borrowed:
+                return not self._down and self._borrowed
+            self._borrowed = True
+        self._reader.acquire()
+        self._wake()  # the I/O thread takes the socket out of its select
+        return True
+
+    def give_back_reading(self) -> None:
+        """The I/O thread reads again (a link that went down meanwhile is closed now)."""
+        with self._lock:
+            if not self._borrowed:
+                return
+            self._borrowed = False
+            close = self._close_later
+            self._close_later = False
+            self._reader.release()
+        if close and self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._wake()
+
+    def _readable_socket(self) -> Optional[socket.socket]:
+        """The socket, for the thread that borrowed the reading; None when the link is
+        going (its waiters are told by the I/O thread)."""
+        with self._lock:
+            if not self._borrowed or self._down or self._abort or self._finish:
+                return None
+            return self._sock
+
+    def _take_in(self, sock: socket.socket) -> None:
+        """Read what is there (the borrowing thread) and handle it as the I/O thread
+        would: responses resolve their waiters in this thread."""
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self.abort(f"connection error: {exc}")
+            return
+        if not data:
+            self.abort("connection closed by the SMSC")
+            return
+        self._received(data)
+
     # -- the I/O thread
 
     def _run(self) -> None:
@@ -263,19 +381,22 @@ class Link:
                         reason = self._finish
                         break
                     writing = bool(self._wbuf)
+                    reading = [sock, self._wake_r] if not self._borrowed else [self._wake_r]
                 readable, writable, _ = select.select(
-                    [sock, self._wake_r], [sock] if writing else [], [], self._timer_delay())
+                    reading, [sock] if writing else [], [], self._timer_delay())
                 if self._wake_r in readable:
                     try:
                         while os.read(self._wake_r, 4096):
                             pass
                     except BlockingIOError:
                         pass
-                if sock in readable:
+                if sock in readable and self._reader.acquire(blocking=False):
                     try:
                         data = sock.recv(65536)
                     except BlockingIOError:
                         data = None
+                    finally:
+                        self._reader.release()
                     if data == b"":
                         reason = "connection closed by the SMSC"
                         break
@@ -304,7 +425,12 @@ class Link:
                 events = self._session.receive_data(data)
             except ProtocolViolation as exc:
                 self._abort = f"protocol error: {exc}"
-                return
+                violated = True
+            else:
+                violated = False
+        if violated:
+            self._wake()  # the I/O thread ends the link (this may be a borrowing thread)
+            return
         incoming: List[Incoming] = []
         for event in events:
             if isinstance(event, Response):
@@ -376,7 +502,12 @@ class Link:
             was_bound = self._bound
             pipe = (self._wake_r, self._wake_w)
             self._wake_r = self._wake_w = -1
-        if self._sock is not None:
+            close_now = self._reader.acquire(blocking=False)  # nobody reads it now
+            if close_now:
+                self._reader.release()
+            else:
+                self._close_later = True  # a borrowing thread holds it: it closes it
+        if close_now and self._sock is not None:
             try:
                 self._sock.close()
             except OSError:
@@ -391,3 +522,25 @@ class Link:
             log.warning("%s down: %s", self.name, reason)
         if was_bound and not by_us and self._on_down is not None:
             self._on_down(self, reason)
+
+
+def read_links(links: List[Link], timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for any of these links (whose reading the caller
+    borrowed) and take in what arrived; returns at once when one of them is going (its
+    waiters are being told)."""
+    socks: Dict[socket.socket, Link] = {}
+    for link in links:
+        sock = link._readable_socket()
+        if sock is None:
+            time.sleep(min(timeout, 0.005))  # the I/O thread is ending it: let it
+            return
+        socks[sock] = link
+    if not socks:
+        time.sleep(timeout)
+        return
+    try:
+        readable, _, _ = select.select(list(socks), [], [], timeout)
+    except (OSError, ValueError):  # closed meanwhile
+        return
+    for sock in readable:
+        socks[sock]._take_in(sock)

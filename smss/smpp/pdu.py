@@ -229,6 +229,8 @@ LAYOUTS: Dict[int, Tuple[tuple, bool]] = {
 }
 
 _DEFAULTS = {_C: "", _U8: 0, _SM: b""}
+_FIELD_NAMES = {command: frozenset(spec[0] for spec in fields)
+                for command, (fields, _) in LAYOUTS.items()}
 
 
 def is_response(command_id: int) -> bool:
@@ -292,6 +294,8 @@ class Pdu:
 # -- encoding
 
 def _cstring(value: object, size: int, name: str, status: int) -> bytes:
+    if value == "":
+        return b"\0"
     if isinstance(value, bytes):
         data = value
     else:
@@ -326,7 +330,7 @@ def encode(pdu: Pdu) -> bytes:
     if layout is None:
         raise PduError(f"cannot encode {pdu.name}", ESME_RINVCMDID)
     fields, takes_tlvs = layout
-    unknown = set(pdu.params) - {spec[0] for spec in fields}
+    unknown = pdu.params.keys() - _FIELD_NAMES[pdu.command_id]
     if unknown:
         raise PduError(f"{pdu.name}: unknown field(s) {sorted(unknown)}", ESME_RINVCMDLEN)
     if pdu.tlvs and not takes_tlvs:
@@ -340,7 +344,10 @@ def encode(pdu: Pdu) -> bytes:
             if kind == _C:
                 body += _cstring(value, spec[2], name, spec[3])
             elif kind == _U8:
-                body += _u8(value, name)
+                if value.__class__ is int and 0 <= value <= 0xFF:  # the usual case, quickly
+                    body.append(value)
+                else:
+                    body += _u8(value, name)
             else:
                 data = bytes(value)  # type: ignore[arg-type]
                 if len(data) > 254:

@@ -102,7 +102,7 @@ def normalise(message_id: str) -> str:
     """The comparable form of an id: a hexadecimal or decimal one in lower case without
     leading zeros (``000A1B`` -> ``a1b``, ``0042`` -> ``42``); any other id as it is."""
     value = message_id.strip()
-    if value and all(ch in _HEX for ch in value):
+    if value and _HEX.issuperset(value):
         return value.lower().lstrip("0") or "0"
     return value
 

@@ -96,6 +96,7 @@ class SmppSettings:
     service_type: str = ""
     throughput: float = 0.0  # submit_sm per second; 0: no limit
     window: int = 10
+    binds: int = 1  # sessions that send at once, each with its own window
     enquire_link_interval: float = 30.0
     response_timeout: float = 30.0
     reconnect_delay: float = 1.0
@@ -126,6 +127,8 @@ class SmppSettings:
             problems.append(f"receipt_id_format must be one of {', '.join(RECEIPT_ID_FORMATS)}")
         if self.window < 1:
             problems.append("window must be at least 1")
+        if self.binds < 1:
+            problems.append("binds must be at least 1")
         for key, limit in (("system_id", 15), ("password", 8), ("system_type", 12),
                            ("address_range", 40), ("source_addr", 20), ("service_type", 5)):
             value = getattr(self, key)
@@ -185,6 +188,7 @@ class SmppSettings:
             service_type=get("smpp", "service_type"),
             throughput=get("smpp", "throughput"),
             window=get("smpp", "window"),
+            binds=get("smpp", "binds"),
             enquire_link_interval=get("smpp", "enquire_link_interval"),
             response_timeout=get("smpp", "response_timeout"),
             reconnect_delay=get("smpp", "reconnect_delay"),

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Optional
+from typing import Dict, Optional, Sequence
 
 from smss.store.database import Connection, utcnow
 
 KEEP = timedelta(days=7)  # longer than a message may wait plus the reference window
+_CHUNK = 400  # ids per SELECT: well under SQLite's limit of bound variables
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,20 @@ def get(conn: Connection, msg_id: int) -> Optional[DlrRequest]:
     row = conn.query_one("SELECT msg_id, url, mask, sender, service FROM dlr_request"
                          " WHERE msg_id = ?", (msg_id,))
     return DlrRequest(int(row[0]), row[1], int(row[2]), row[3], row[4]) if row else None
+
+
+def get_many(conn: Connection, msg_ids: Sequence[int]) -> Dict[int, DlrRequest]:
+    """``get`` for several messages (those that have a request), in the caller's
+    transaction."""
+    found: Dict[int, DlrRequest] = {}
+    for start in range(0, len(msg_ids), _CHUNK):
+        chunk = list(msg_ids[start:start + _CHUNK])
+        marks = ", ".join("?" * len(chunk))
+        sql = ("SELECT msg_id, url, mask, sender, service FROM dlr_request"  # noqa: S608
+               f" WHERE msg_id IN ({marks})")
+        for row in conn.query(sql, chunk):
+            found[int(row[0])] = DlrRequest(int(row[0]), row[1], int(row[2]), row[3], row[4])
+    return found
 
 
 def forget(conn: Connection, msg_id: int) -> None:

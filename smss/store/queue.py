@@ -169,7 +169,18 @@ def get_claimed(conn: Connection, message_id: int) -> Optional[Claimed]:
     return _claimed(row) if row else None
 
 
-CLAIM_ATTEMPTS = 5  # a claim that lost a race is tried again this many times in all
+def _routes(routes: Optional[Sequence[str]]) -> Tuple[str, List[str]]:
+    """(an AND clause, its parameters) for messages without a route or with one of
+    ``routes``; None: every message."""
+    if routes is None:
+        return "", []
+    if not routes:
+        return " AND route IS NULL", []
+    marks = ", ".join("?" * len(routes))
+    return f" AND (route IS NULL OR route IN ({marks}))", list(routes)
+
+
+CLAIM_ATTEMPTS = 8  # a claim that lost a race is tried again this many times in all
 
 
 def claim(conn: Connection, owner: str, limit: int,
@@ -177,25 +188,17 @@ def claim(conn: Connection, owner: str, limit: int,
     """Take up to ``limit`` due messages, oldest first, for ``owner`` (commits).
 
     ``routes``: only messages without a route or with one of these (see
-    check_and_send.lanes); None: any message.
-
-    On MariaDB the rows are read with FOR UPDATE SKIP LOCKED, so two dispatchers
-    claiming at the same moment get different rows; SQLite serialises writers.
-    Each row is then marked by its primary key alone: one ``UPDATE … WHERE id IN
-    (…)`` may scan (and, in REPEATABLE READ, lock) rows the other dispatcher
-    holds, and two such claims deadlocked.
+    check_and_send.lanes); None: any message.  ``claim_rows`` does it in the caller's
+    transaction.
 
     On a Galera cluster SKIP LOCKED sees only the locks of its own node, so
     dispatchers on two nodes may reach for the same rows; one of them loses at
     COMMIT (a conflict, ``is_conflict``).  That is a lost race, not an outage:
-    it is tried again at once after a short random pause.  And each dispatcher
-    first takes the rows that were inserted through its own node (Galera gives
-    every node its own ``auto_increment_offset``), so sites that each have their
-    own spooler rarely reach for the same rows at all.
-    """
+    the claim is tried again at once after a short random pause."""
     for attempt in range(1, CLAIM_ATTEMPTS + 1):
         try:
-            return _claim(conn, owner, limit, routes)
+            with conn.transaction():
+                return claim_rows(conn, owner, limit, routes)
         except Exception as exc:
             if not is_conflict(exc) or attempt == CLAIM_ATTEMPTS:
                 raise
@@ -203,31 +206,40 @@ def claim(conn: Connection, owner: str, limit: int,
     return []  # not reached
 
 
-def _claim(conn: Connection, owner: str, limit: int,
-           routes: Optional[Sequence[str]]) -> List[Claimed]:
+def claim_rows(conn: Connection, owner: str, limit: int,
+               routes: Optional[Sequence[str]] = None, *, sending: bool = False
+               ) -> List[Claimed]:
+    """``claim`` in the caller's transaction; ``sending``: marked "sending" at once too
+    (``set_sending``), for a transport about to be handed them.
+
+    On MariaDB the rows are read with FOR UPDATE SKIP LOCKED, so two dispatchers
+    claiming at the same moment get different rows; SQLite serialises writers.
+    The rows are then marked by their primary key alone (``_by_id``): an ``UPDATE …
+    WHERE id IN (…)`` may be run as a scan that locks rows the other dispatcher holds
+    (in REPEATABLE READ), and two such claims deadlocked.  On a Galera cluster each
+    dispatcher first takes the rows that were inserted through its own node (Galera
+    gives every node its own ``auto_increment_offset``), so sites that each have
+    their own spooler rarely reach for the same rows at all.
+    """
     now = utcnow()
     lock = " FOR UPDATE SKIP LOCKED" if conn.dialect == "mysql" else ""
-    where, params = "", []
-    if routes is not None:
-        marks = ", ".join("?" * len(routes))
-        where = f" AND (route IS NULL OR route IN ({marks}))" if routes else " AND route IS NULL"
-        params = list(routes)
+    where, params = _routes(routes)
     select = (f"SELECT {_CLAIMED_COLUMNS} FROM msg"  # noqa: S608 - constants and placeholders
               f" WHERE claimed_by IS NULL AND next_attempt_at <= ?{where}")
-    with conn.transaction():
-        rows: list = []
-        own = _own_node_rows(conn)
-        if own:
-            rows = conn.query(select + own + " ORDER BY id LIMIT ?" + lock,
-                              (now, *params, limit))
-        if len(rows) < limit:
-            taken = [row[0] for row in rows]
-            others = f" AND id NOT IN ({', '.join('?' * len(taken))})" if taken else ""
-            rows += conn.query(select + others + " ORDER BY id LIMIT ?" + lock,
-                               (now, *params, *taken, limit - len(rows)))
-        if rows:
-            conn.executemany("UPDATE msg SET claimed_by = ?, claimed_at = ? WHERE id = ?",
-                             [(owner, now, row[0]) for row in rows]).close()
+    rows: list = []
+    own = _own_node_rows(conn)
+    if own:
+        rows = conn.query(select + own + " ORDER BY id LIMIT ?" + lock,
+                          (now, *params, limit))
+    if len(rows) < limit:
+        taken = [row[0] for row in rows]
+        others = f" AND id NOT IN ({', '.join('?' * len(taken))})" if taken else ""
+        rows += conn.query(select + others + " ORDER BY id LIMIT ?" + lock,
+                           (now, *params, *taken, limit - len(rows)))
+    if rows:
+        started = ", send_started_at = ?" if sending else ""
+        _update_by_id(conn, f"claimed_by = ?, claimed_at = ?{started}",
+                      (owner, now, now) if sending else (owner, now), [row[0] for row in rows])
     return [_claimed(row) for row in rows]
 
 
@@ -247,6 +259,33 @@ def _own_node_rows(conn: Connection) -> str:
     return cached[1]
 
 
+def _by_id(ids: Sequence[int]) -> Tuple[str, list]:
+    """(tables, parameters) that pick the ``msg`` rows with these ids for a MariaDB
+    UPDATE or DELETE: a derived table of the ids joined first (STRAIGHT_JOIN) to msg
+    by its primary key (FORCE INDEX: eq_ref), so only those rows are read and locked
+    however the optimizer sizes the table.  A plain ``WHERE id IN (…)``, or the join in the other
+    order, is run as a scan on a small table that locks every row: two dispatchers
+    doing that deadlock."""
+    union = " UNION ALL ".join(["SELECT ? AS id"] + ["SELECT ?"] * (len(ids) - 1))
+    tables = f"({union}) AS picked STRAIGHT_JOIN msg FORCE INDEX (PRIMARY) ON msg.id = picked.id"
+    return tables, list(ids)
+
+
+def _update_by_id(conn: Connection, assignments: str, values: Sequence,
+                  ids: Sequence[int]) -> None:
+    """``UPDATE msg SET assignments`` for these rows, each picked by its primary key."""
+    for start in range(0, len(ids), _CHUNK):
+        chunk = list(ids[start:start + _CHUNK])
+        if conn.dialect == "mysql":
+            tables, picked = _by_id(chunk)
+            sql = f"UPDATE {tables} SET {assignments}"  # noqa: S608 - constants, placeholders
+            conn.execute(sql, [*picked, *values]).close()
+        else:
+            marks = ", ".join("?" * len(chunk))
+            sql = f"UPDATE msg SET {assignments} WHERE id IN ({marks})"  # noqa: S608
+            conn.execute(sql, [*values, *chunk]).close()
+
+
 def mark_sending(conn: Connection, message_id: int) -> None:
     """Record that the transport is about to get the message (commits).
 
@@ -261,11 +300,14 @@ def mark_sending(conn: Connection, message_id: int) -> None:
 
 def mark_sending_many(conn: Connection, message_ids: Sequence[int]) -> None:
     """``mark_sending`` for a window of messages handed to the transport together."""
-    now = utcnow()
     with conn.transaction():
-        for message_id in message_ids:  # by primary key, one row at a time (no gap locks)
-            conn.execute("UPDATE msg SET send_started_at = ? WHERE id = ?",
-                         (now, message_id)).close()
+        set_sending(conn, message_ids)
+
+
+def set_sending(conn: Connection, message_ids: Sequence[int]) -> None:
+    """Mark claimed messages "sending", in the caller's transaction."""
+    if message_ids:
+        _update_by_id(conn, "send_started_at = ?", (utcnow(),), message_ids)
 
 
 def save_progress(conn: Connection, message_id: int, progress: str) -> None:
@@ -280,26 +322,59 @@ def release(conn: Connection, message_ids: Sequence[int]) -> None:
     """Give claimed messages back untouched (commits)."""
     if not message_ids:
         return
-    with conn.transaction():  # row by row, by primary key: see ``claim``
-        conn.executemany("UPDATE msg SET claimed_by = NULL, claimed_at = NULL,"
-                         " send_started_at = NULL WHERE id = ?",
-                         [(message_id,) for message_id in message_ids]).close()
+    with conn.transaction():
+        release_rows(conn, message_ids)
+
+
+def release_rows(conn: Connection, message_ids: Sequence[int]) -> None:
+    """``release`` in the caller's transaction."""
+    if message_ids:
+        _update_by_id(conn, "claimed_by = NULL, claimed_at = NULL,"
+                      " send_started_at = NULL", (), message_ids)
 
 
 def defer(conn: Connection, message_id: int, attempts: int, retry_at: datetime,
           error: str) -> None:
     """A temporary failure: count it, release the claim, try again at ``retry_at``."""
     with conn.transaction():
-        conn.execute(
-            "UPDATE msg SET attempts = ?, next_attempt_at = ?, last_error = ?,"
-            " claimed_by = NULL, claimed_at = NULL, send_started_at = NULL WHERE id = ?",
-            (attempts, retry_at, error[:255], message_id),
-        ).close()
+        defer_row(conn, message_id, attempts, retry_at, error)
+
+
+def defer_row(conn: Connection, message_id: int, attempts: int, retry_at: datetime,
+              error: str) -> None:
+    """``defer`` in the caller's transaction."""
+    conn.execute(
+        "UPDATE msg SET attempts = ?, next_attempt_at = ?, last_error = ?,"
+        " claimed_by = NULL, claimed_at = NULL, send_started_at = NULL WHERE id = ?",
+        (attempts, retry_at, error[:255], message_id),
+    ).close()
 
 
 def delete(conn: Connection, message_id: int) -> None:
     """Remove a message from the queue, in the caller's transaction."""
     conn.execute("DELETE FROM msg WHERE id = ?", (message_id,)).close()
+
+
+def delete_many(conn: Connection, message_ids: Sequence[int]) -> None:
+    """Remove messages from the queue, in the caller's transaction (each row by its
+    primary key, see ``_by_id``)."""
+    for start in range(0, len(message_ids), _CHUNK):
+        chunk = list(message_ids[start:start + _CHUNK])
+        if conn.dialect == "mysql":
+            tables, picked = _by_id(chunk)
+            conn.execute(f"DELETE msg FROM {tables}", picked).close()  # noqa: S608
+        else:
+            marks = ", ".join("?" * len(chunk))
+            conn.execute(f"DELETE FROM msg WHERE id IN ({marks})", chunk).close()  # noqa: S608
+
+
+def delete_unclaimed(conn: Connection, message_id: int) -> bool:
+    """Remove a message nobody has claimed, in the caller's transaction; False when it is
+    claimed or gone (another dispatcher took it first)."""
+    cursor = conn.execute("DELETE FROM msg WHERE id = ? AND claimed_by IS NULL", (message_id,))
+    removed = cursor.rowcount
+    cursor.close()
+    return removed > 0
 
 
 @dataclass(frozen=True)
@@ -341,11 +416,11 @@ def expired(conn: Connection, created_before: datetime, limit: int) -> List[Clai
     return [_claimed(row) for row in rows]
 
 
-def due_count(conn: Connection) -> int:
-    row = conn.read().query_one(
-        "SELECT COUNT(*) FROM msg WHERE claimed_by IS NULL AND next_attempt_at <= ?",
-        (utcnow(),),
-    )
+def due_count(conn: Connection, routes: Optional[Sequence[str]] = None) -> int:
+    """Unclaimed messages due now (``routes`` as for ``claim``: those one lane may take)."""
+    where, params = _routes(routes)
+    due = "SELECT COUNT(*) FROM msg WHERE claimed_by IS NULL AND next_attempt_at <= ?"
+    row = conn.read().query_one(due + where, (utcnow(), *params))
     return int(row[0]) if row else 0
 
 
@@ -358,10 +433,13 @@ def oldest_due(conn: Connection) -> Optional[datetime]:
     return as_datetime(row[0]) if row else None
 
 
-def next_due(conn: Connection) -> Optional[datetime]:
-    """When the earliest unclaimed message becomes due (for `check_and_send --loop`)."""
+def next_due(conn: Connection, routes: Optional[Sequence[str]] = None) -> Optional[datetime]:
+    """When the earliest unclaimed message becomes due (for `check_and_send --loop`;
+    ``routes`` as for ``claim``)."""
+    where, params = _routes(routes)
     row = conn.read().query_one(
-        "SELECT MIN(next_attempt_at) FROM msg WHERE claimed_by IS NULL"
+        f"SELECT MIN(next_attempt_at) FROM msg WHERE claimed_by IS NULL{where}",  # noqa: S608
+        params
     )
     return as_datetime(row[0]) if row else None
 

@@ -27,27 +27,56 @@ PENDING, DELIVERED, UNDELIVERED = "pending", "delivered", "failed"
 REFERENCE_WINDOW = timedelta(days=3)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How a message leaves the queue: the ``sms`` row ``record_many`` writes."""
+
+    message: Claimed
+    status: str
+    attempts: int
+    transport: str = ""
+    references: Tuple[str, ...] = ()
+    error: Optional[str] = None
+    track_delivery: bool = False
+
+
 def record(conn: Connection, message: Claimed, status: str, *, attempts: int,
            transport: str = "", references: Sequence[str] = (), error: Optional[str] = None,
            track_delivery: bool = False) -> None:
     """Write the ``sms`` row (and one ``sms_part`` row per reference), in the caller's
     transaction."""
+    record_many(conn, [Outcome(message, status, attempts, transport, tuple(references),
+                               error, track_delivery)])
+
+
+def record_many(conn: Connection, outcomes: Sequence[Outcome]) -> None:
+    """``record`` for several messages: one multi-row INSERT into each table, in the
+    caller's transaction."""
+    if not outcomes:
+        return
     now = utcnow()
-    delivery = PENDING if (track_delivery and references) else None
-    conn.execute(
+    rows, parts = [], []
+    for outcome in outcomes:
+        message, references = outcome.message, outcome.references
+        delivery = PENDING if (outcome.track_delivery and references) else None
+        rows.append((message.id, message.phone, message.text, outcome.status, now,
+                     message.parts, message.client, message.route, message.created_at,
+                     outcome.attempts, outcome.transport, ",".join(references)[:255],
+                     outcome.error[:255] if outcome.error else None, delivery,
+                     message.retry_of))
+        parts += [(message.id, number, outcome.transport, str(reference), now, delivery)
+                  for number, reference in enumerate(references, 1)]
+    conn.executemany(
         "INSERT INTO sms (id, phone, text, status, sent_at, parts, client, route, created_at,"
         " attempts, transport, refs, error, delivery, retry_of)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (message.id, message.phone, message.text, status, now, message.parts, message.client,
-         message.route, message.created_at, attempts, transport, ",".join(references)[:255],
-         error[:255] if error else None, delivery, message.retry_of),
+        rows,
     ).close()
-    if references:
+    if parts:
         conn.executemany(
             "INSERT INTO sms_part (sms_id, part, transport, reference, sent_at, delivery)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            [(message.id, number, transport, str(reference), now, delivery)
-             for number, reference in enumerate(references, 1)],
+            parts,
         ).close()
 
 

@@ -227,6 +227,14 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
+    def abort(self, reason: str) -> None:
+        """Called from another thread when this transport's pass made no progress for
+        ``pass_timeout``: make the call blocked in it return soon, raising SendFailed
+        (DOWN, ``reason``).  The dispatcher then closes the transport and opens it again
+        later.  The default does nothing: it suits a transport whose every blocking call
+        ends by its own timeout (the HTTP and SMPP ones)."""
+        return None
+
     @abc.abstractmethod
     def send(self, phone: str, text: str, progress: Optional[Progress] = None) -> Sent:
         """Send one message (all its parts); raises SendFailed.  With ``progress`` a
@@ -235,13 +243,19 @@ class Transport(abc.ABC):
 
     #: how many messages may be in flight at once through ``send_many`` (SMPP window)
     window: int = 1
+    #: ``send_many`` is how it sends (SMPP, GoIP): the dispatcher feeds it from the queue
+    #: (``check_and_send.windowed``) even with a window of 1; the modem and Yeastar send
+    #: message by message, resuming a message in parts (``Progress``)
+    streams: bool = False
 
     def send_many(self, items: Sequence[Tuple[Any, str, str]]
                   ) -> Iterator[Tuple[Any, Union[Sent, SendFailed]]]:
         """Send ``(key, phone, text)`` items, at most ``window`` in flight; yield each key
         with its outcome as it completes (in any order).  A SendFailed of kind DOWN or
-        OPERATOR ends the batch: the items not yet yielded were not sent.  The default
-        sends one at a time."""
+        OPERATOR ends the batch: the items not yet yielded were not sent.  ``items`` may
+        be an iterator that waits until each item may go (the dispatcher's feed hands a
+        message over once its "sending" mark is committed): take the next item only when
+        it can be sent now, never ahead.  The default sends one at a time."""
         for key, phone, text in items:
             try:
                 yield key, self.send(phone, text)

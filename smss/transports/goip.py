@@ -140,6 +140,7 @@ class _LineDown(Exception):
 
 class GoipTransport(Transport):
     tracks_delivery = False
+    streams = True  # the dispatcher feeds send_many from the queue (its window, or 1)
 
     def __init__(self, settings: GoipSettings, *, receive: bool = True,
                  clock: Callable[[], float] = time.monotonic,
@@ -353,21 +354,36 @@ class GoipTransport(Transport):
 
     def send_many(self, items: Sequence[Tuple[Any, str, str]]
                   ) -> Iterator[Tuple[Any, Union[Sent, SendFailed]]]:
-        """One message in flight per free line; outcomes as their status turns final.
-        The batch ends at the first DOWN or OPERATOR outcome (messages in flight then are
+        """One message in flight per free line, all lines at once; outcomes as their
+        status turns final.  The next item is taken only when a line is free for it.  The
+        batch ends at the first DOWN or OPERATOR outcome (messages in flight then are
         reported first, as maybe sent); items not yielded were not sent.  A stop request
         (``stopping``) starts nothing more and ends a wait for a busy line; the jobs the
         GoIP has are followed to their end."""
         s = self.settings
-        waiting: Deque[Tuple[Any, str, str]] = deque(
-            (key, phone, self.sendable(text)) for key, phone, text in items)
+        source: Optional[Iterator[Tuple[Any, str, str]]] = iter(items)
+        waiting: Deque[Tuple[Any, str, str]] = deque()  # taken, not yet on a line
+
+        def take() -> bool:
+            nonlocal source
+            item = next(source, None) if source is not None else None
+            if item is None:
+                source = None
+                return False
+            key, phone, text = item
+            waiting.append((key, phone, self.sendable(text)))
+            return True
+
+        if not take():
+            return
         flights: Dict[int, _Job] = {}
         stop: Optional[Tuple[Any, SendFailed]] = None
         waiting_since = self._clock()
         failures = 0
-        while (waiting and stop is None) or flights:
-            if waiting and self.stopping():
+        while ((waiting or source is not None) and stop is None) or flights:
+            if (waiting or source is not None) and self.stopping():
                 waiting.clear()  # asked to stop: start nothing more (not yielded: not sent)
+                source = None
                 if not flights:
                     break
             try:
@@ -395,9 +411,9 @@ class GoipTransport(Transport):
                         f"{s.send_timeout:g}s; the message may have been sent",
                         maybe_sent=True, sent_references=[job.id])
             # 2. new jobs on free lines
-            while waiting and stop is None:
+            while stop is None:
                 free = self._free_lines(statuses, flights)
-                if not free:
+                if not free or (not waiting and not take()):
                     break
                 line = free[0]
                 key, phone, text = waiting[0]

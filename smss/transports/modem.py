@@ -122,6 +122,11 @@ class ModemTransport(Transport):
             self.session.close()
             self.session = None
 
+    def abort(self, reason: str) -> None:
+        session = self.session
+        if session is not None:
+            session.abort(reason)
+
     def send(self, phone: str, text: str, progress: Optional[Progress] = None) -> Sent:
         """Send one message.  With ``progress`` a message in parts goes on where an earlier
         attempt stopped: the parts it got confirmed are not sent again, the others go under

@@ -32,12 +32,24 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from smss.smpp import pdu as p
 from smss.smpp import receipt as receipts
 from smss.smpp.inbox import is_receipt, read
-from smss.smpp.link import BindParams, BindRefused, Link, LinkDown, Waiter
+from smss.smpp.link import BindParams, BindRefused, Link, LinkDown, Waiter, read_links
 from smss.smpp.pacing import Pacer
 from smss.smpp.pdu import Pdu
 from smss.smpp.session import Incoming
@@ -95,6 +107,11 @@ def failure_kind(status: int) -> str:
     return TEMPORARY
 
 
+def _role(name: str) -> str:
+    """The bind mode of a bind's name (``transceiver#2`` is a transceiver)."""
+    return name.split("#", 1)[0]
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -113,6 +130,28 @@ class _Message:
     interrupted: Optional[str] = None  # why the link went while a written part was in flight
 
 
+@dataclass(eq=False)
+class _Bind:
+    """A sending bind during one ``send_many``: its link and what is in flight on it."""
+
+    name: str
+    link: Link
+    flights: int = 0
+    lost: Optional[str] = None  # why its link went: bind again before submitting more
+    rebound: bool = False  # bound again in this batch, and nothing taken since
+    give_up_at: Optional[float] = None  # after a timeout: when to stop waiting at all
+
+
+def _least_busy(binds: List[_Bind], window: int) -> Optional[_Bind]:
+    """The bind with the fewest in flight that has room in its window and is up."""
+    best = None
+    for bind in binds:
+        if bind.lost is None and bind.flights < window and (
+                best is None or bind.flights < best.flights):
+            best = bind
+    return best
+
+
 @dataclass
 class _Flight:
     message: _Message
@@ -120,6 +159,7 @@ class _Flight:
     waiter: Waiter
     deadline: float
     epoch: int  # the throttle episode it went out in
+    bind: _Bind
 
 
 @dataclass
@@ -130,21 +170,23 @@ class _Holds:
 
 
 class SmppTransport(Transport):
+    streams = True  # the dispatcher feeds send_many from the queue (its window, or 1)
     def __init__(self, settings: SmppSettings, *,
                  clock: Callable[[], float] = time.monotonic,
                  now: Callable[[], datetime] = _utcnow,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self.name = settings.transport_name
-        self.window = settings.window
+        self.window = settings.window * settings.binds  # in flight over all binds
         self.receives = settings.bind != "transmitter"
         self.tracks_delivery = settings.registered_delivery and self.receives
         self._clock, self._now, self._sleep = clock, now, sleep
-        if settings.bind == "transmitter+receiver":
-            self._roles: Tuple[str, ...] = ("transmitter", "receiver")
-        else:
-            self._roles = (settings.bind,)
-        self._tx_role = self._roles[0]
+        # a bind's name is its role, and for the 2nd ... Nth sending bind role#N
+        sending = "transmitter" if settings.bind == "transmitter+receiver" else settings.bind
+        self._tx_names: Tuple[str, ...] = (sending,) + tuple(
+            f"{sending}#{number}" for number in range(2, settings.binds + 1))
+        self._roles: Tuple[str, ...] = self._tx_names + (
+            ("receiver",) if settings.bind == "transmitter+receiver" else ())
         self._rx_role = self._roles[-1] if self.receives else None
         self._links: Dict[str, Link] = {}
         self._retry_at: Dict[str, float] = {}
@@ -199,8 +241,8 @@ class SmppTransport(Transport):
 
     def _link_settings(self, role: str) -> Link:
         s = self.settings
-        bind = BindParams(role, s.system_id, s.password, s.system_type, s.interface_version,
-                          address_range=s.address_range)
+        bind = BindParams(_role(role), s.system_id, s.password, s.system_type,
+                          s.interface_version, address_range=s.address_range)
         return Link(s.host, s.port, bind, name=f"{self.name} {role}",
                     response_timeout=s.response_timeout,
                     enquire_link_interval=s.enquire_link_interval,
@@ -230,9 +272,8 @@ class SmppTransport(Transport):
         return min(self.settings.reconnect_delay * 2.0 ** (failures - 2),
                    self.settings.reconnect_max_delay)
 
-    def _rebind(self, reason: str) -> Link:
-        """Bind the transmitting role again at once (its link went in a batch)."""
-        role = self._tx_role
+    def _rebind(self, role: str, reason: str) -> Link:
+        """Bind a sending bind again at once (its link went in a batch)."""
         old = self._links.pop(role, None)
         if old is not None:
             old.abort(reason, by_us=True)
@@ -409,16 +450,24 @@ class SmppTransport(Transport):
         return found
 
     def state(self) -> TransportState:
-        """registration: each bind up or down (``trx up``, ``tx up, rx down``; the column
-        is short: why a bind dropped is in ``last_drop`` and the log); operator: the
-        SMSC's system_id."""
-        parts, peer = [], ""
+        """registration: each bind up or down (``trx up``, ``tx up, rx down``; several
+        sending binds as ``trx 3/4 up``; the column is short: why a bind dropped is in
+        ``last_drop`` and the log); operator: the SMSC's system_id."""
+        ups: Dict[str, List[bool]] = {}
+        peer = ""
         for role in self._roles:
             link = self._links.get(role)
             up = link is not None and link.alive
-            parts.append(f"{_SHORT_ROLES[role]} {'up' if up else 'down'}")
+            ups.setdefault(_role(role), []).append(up)
             if up and link is not None:
                 peer = peer or link.peer_system_id
+        parts = []
+        for role, states in ups.items():
+            short = _SHORT_ROLES[role]
+            if len(states) == 1:
+                parts.append(f"{short} {'up' if states[0] else 'down'}")
+            else:
+                parts.append(f"{short} {sum(states)}/{len(states)} up")
         return TransportState(registration=", ".join(parts), operator=peer[:64] or None)
 
     # -- sending
@@ -453,102 +502,161 @@ class SmppTransport(Transport):
             "short_message": part.short_message,
         }, tlvs=list(part.tlvs))
 
-    def send_many(self, items: Sequence[Tuple[Any, str, str]]
+    def send_many(self, items: Iterable[Tuple[Any, str, str]]
                   ) -> Iterator[Tuple[Any, Union[Sent, SendFailed]]]:
-        """Up to ``window`` submit_sm in flight (parts of one message and of several),
-        paced by ``self.pacer``.  Outcomes come as messages finish.  When the link goes,
-        the messages with a part in flight come out TEMPORARY ``maybe_sent`` (a part that
-        never reached the socket is simply submitted again), the link is bound again at
-        once and the batch goes on; a bind that fails, or a link that goes again before
-        the SMSC took anything, ends the batch with one DOWN or OPERATOR outcome.  So
-        does an error that is not the message's fault.  A stop request (``stopping``)
-        submits nothing more: what is in flight is answered, the rest is not yielded.
-        Messages not yielded were not submitted.  Closing the generator early abandons
-        what is in flight: treat those messages as maybe sent."""
+        """Up to ``window`` submit_sm in flight on each sending bind (parts of one message
+        and of several; a submit goes on the bind with the fewest in flight), paced by
+        ``self.pacer`` over all binds.  The next item is taken only when a submit_sm can go
+        now.  Outcomes come as messages finish.  When a bind's link goes, the messages
+        with a part in flight there come out TEMPORARY ``maybe_sent`` (a part that never
+        reached the socket is simply submitted again), that bind is bound again at once
+        and the batch goes on; a bind that fails, or a link that goes again before the
+        SMSC took anything, is left out of the batch, and when no bind is left the batch
+        ends with one DOWN or OPERATOR outcome.  So does an error that is not the
+        message's fault.  A stop request (``stopping``) submits nothing more: what is in
+        flight is answered, the rest is not yielded.  Messages not yielded were not
+        submitted.  Closing the generator early abandons what is in flight: treat those
+        messages as maybe sent."""
+        source: Optional[Iterator[Tuple[Any, str, str]]] = iter(items)
+        refused: List[Tuple[Any, SendFailed]] = []  # could not be planned: failed for good
+
+        def take() -> Optional[_Message]:
+            nonlocal source
+            while source is not None:
+                item = next(source, None)
+                if item is None:
+                    source = None
+                    break
+                key, phone, text = item
+                try:
+                    plan = self._plan(text)
+                except ValueError as exc:
+                    refused.append((key, SendFailed(PERMANENT, str(exc))))
+                    continue
+                return _Message(key, phone, plan, [None] * len(plan.submits),
+                                collections.deque(range(len(plan.submits))))
+            return None
+
         messages: Deque[_Message] = collections.deque()
-        for key, phone, text in items:
-            try:
-                plan = self._plan(text)
-            except ValueError as exc:
-                yield key, SendFailed(PERMANENT, str(exc))
-                continue
-            messages.append(_Message(key, phone, plan, [None] * len(plan.submits),
-                                     collections.deque(range(len(plan.submits)))))
-        if not messages:
+        first = take()
+        yield from refused
+        refused.clear()
+        if first is None:
             return
+        messages.append(first)
         try:
-            link = self._link(self._tx_role)
+            binds = self._sending_binds()
         except SendFailed as exc:
-            yield messages[0].key, exc
+            yield first.key, exc
             return
+        for bind in binds:  # this thread reads their answers (no hand-off per PDU)
+            bind.link.borrow_reading()
         pacer = self.pacer
-        done: "queue.Queue[int]" = queue.Queue()
+        per_bind = self.settings.window
+        done: "queue.SimpleQueue[int]" = queue.SimpleQueue()
         flights: Dict[int, _Flight] = {}
         stop: Optional[SendFailed] = None  # why nothing more is submitted
         stopper: Optional[_Message] = None  # whose outcome the stop is
-        lost: Optional[str] = None  # why the link went: bind again before submitting more
-        rebound = False  # bound again in this batch, and nothing taken since
-        give_up_at: Optional[float] = None  # after a timeout: when to stop waiting at all
+        down: Optional[SendFailed] = None  # why the last bind left the batch
         try:
             while True:
                 halted = stop is not None or self.stopping()
-                # 1. submit what the window, the pace and the SMSC allow
-                while (messages and not halted and lost is None and len(flights) < self.window
-                       and pacer.delay() <= 0):
+                # 1. submit what the windows, the pace and the SMSC allow (each bind's
+                #    submits of this round in one write)
+                corked = [b.link for b in binds if b.lost is None]
+                for link in corked:
+                    link.cork()
+                while not halted and pacer.delay() <= 0:
+                    bind = _least_busy(binds, per_bind)
+                    if bind is None:
+                        break
+                    if not messages:
+                        message = take()
+                        if message is None:
+                            break
+                        messages.append(message)
                     message = messages[0]
                     index = message.todo.popleft()
                     token = next(self._tokens)
                     with self._lock:
                         self._unanswered.add(token)
                     try:
-                        waiter = link.request(self._submit_pdu(message, index),
-                                              lambda _w, t=token: done.put(t))
+                        waiter = bind.link.request(self._submit_pdu(message, index),
+                                                   lambda _w, t=token: done.put(t))
                     except LinkDown as exc:
                         with self._lock:
                             self._unanswered.discard(token)
                         message.todo.appendleft(index)
-                        lost = str(exc)
-                        break
+                        bind.lost = str(exc)
+                        continue
                     flights[token] = _Flight(message, index, waiter,
                                              self._clock() + self.settings.response_timeout,
-                                             pacer.sent())
+                                             pacer.sent(), bind)
+                    bind.flights += 1
                     message.inflight += 1
                     message.started = True
                     if not message.todo:
                         messages.popleft()
-                # 2. the link went and nothing is in flight any more: bind again, go on
-                if lost is not None and not flights:
-                    if not messages or halted:
-                        break
-                    if rebound:
-                        stop = SendFailed(DOWN, f"{self.name}: the link went again before the "
-                                          f"SMSC took anything: {lost}")
-                        break
-                    try:
-                        link = self._rebind(lost)
-                    except SendFailed as exc:
-                        stop = exc
-                        break
-                    lost, rebound, give_up_at = None, True, None
-                    continue
+                for link in corked:
+                    link.uncork()
+                if refused:
+                    yield from refused
+                    refused.clear()
+                # 2. a bind whose link went, with nothing in flight any more: bind again
+                for bind in [b for b in binds if b.lost is not None and not b.flights]:
+                    if halted:
+                        continue
+                    if not messages:  # only for a message to send (it has the outcome)
+                        message = take()
+                        if message is None:
+                            continue
+                        messages.append(message)
+                    failure = None
+                    bind.link.give_back_reading()
+                    if bind.rebound:
+                        failure = SendFailed(DOWN, f"{self.name}: the link went again before "
+                                             f"the SMSC took anything: {bind.lost}")
+                    else:
+                        try:
+                            bind.link = self._rebind(bind.name, bind.lost or "link lost")
+                            bind.lost, bind.rebound, bind.give_up_at = None, True, None
+                            bind.link.borrow_reading()
+                        except SendFailed as exc:
+                            failure = exc
+                    if failure is not None:
+                        binds.remove(bind)
+                        down = failure
+                        if not binds and stop is None:
+                            stop = failure
+                more = bool(messages) or source is not None
                 if not flights:
-                    if halted or not messages:
+                    if stop is not None or self.stopping() or not more or not binds:
                         break
-                    self._rest(pacer.delay())  # pacing or a throttle pause; a stop ends it
+                    if any(b.lost is None for b in binds):
+                        self._rest(pacer.delay())  # pacing or a throttle pause; a stop ends it
                     continue
                 # 3. wait for a response, a timeout, the next submit slot, or a stop
                 now = self._clock()
                 timeout = min(f.deadline for f in flights.values()) - now
-                if messages and not halted and lost is None:
+                if more and not halted:
                     timeout = min(timeout, STOP_POLL)
-                    if len(flights) < self.window:
+                    if _least_busy(binds, per_bind) is not None:
                         timeout = min(timeout, pacer.delay())
-                if give_up_at is not None:
-                    timeout = min(timeout, give_up_at - now)
+                for bind in binds:
+                    if bind.give_up_at is not None:
+                        timeout = min(timeout, bind.give_up_at - now)
+                tokens = []
                 try:
-                    tokens = [done.get(timeout=max(0.001, timeout))]
+                    tokens.append(done.get_nowait())
                 except queue.Empty:
-                    tokens = []
+                    readers = [b.link for b in binds if b.lost is None]
+                    if readers:  # answers are read here and put in ``done`` at once
+                        read_links(readers, max(0.001, timeout))
+                    else:  # only links going down: their I/O threads tell
+                        try:
+                            tokens.append(done.get(timeout=max(0.001, timeout)))
+                        except queue.Empty:
+                            pass
                 while True:
                     try:
                         tokens.append(done.get_nowait())
@@ -565,20 +673,22 @@ class SmppTransport(Transport):
                     released = True
                     message = flight.message
                     message.inflight -= 1
+                    bind = flight.bind
+                    bind.flights -= 1
                     waiter = flight.waiter
                     if waiter.response is None:  # the link went with this part in flight
-                        lost = lost or f"{self.name}: {waiter.error}"
+                        bind.lost = bind.lost or f"{self.name}: {waiter.error}"
                         if waiter.written:
-                            message.interrupted = lost
+                            message.interrupted = bind.lost
                         else:  # never reached the socket: the SMSC cannot have it
                             self._requeue(message, flight.index, messages)
                     else:
                         if waiter.response.status == p.ESME_ROK:
-                            rebound = False
+                            bind.rebound = False
                         outcome = self._answered(message, flight, messages)
                         if isinstance(outcome, str):  # not bound, says the SMSC
-                            lost = lost or outcome
-                            link.abort(outcome)
+                            bind.lost = bind.lost or outcome
+                            bind.link.abort(outcome)
                         elif outcome is not None and stop is None:
                             stop, stopper = outcome, message
                     if message.inflight == 0 and message is not stopper:
@@ -589,37 +699,60 @@ class SmppTransport(Transport):
                             finished.append(message)
                 if released:
                     self._release_holds()
-                # 4. responses overdue: the link is dead; everything in flight may have gone
+                # 4. responses overdue: that link is dead; what is in flight may have gone
                 now = self._clock()
-                overdue = [f for f in flights.values() if f.deadline <= now]
-                if overdue and give_up_at is None:
-                    reason = (f"{self.name}: no submit_sm_resp within "
-                              f"{self.settings.response_timeout:g}s; the link is dropped")
-                    lost = lost or reason
-                    link.abort(reason)
-                    give_up_at = now + self.settings.response_timeout
-                if give_up_at is not None and now >= give_up_at:
-                    for token, flight in list(flights.items()):  # the link never let go
-                        flights.pop(token)
-                        link.forget(flight.waiter)
-                        with self._lock:
-                            self._unanswered.discard(token)
-                        flight.message.inflight -= 1
-                        flight.message.interrupted = lost
-                        if flight.message.inflight == 0 and flight.message is not stopper:
-                            self._drop_rest(flight.message, messages)
-                            finished.append(flight.message)
+                for flight in flights.values():
+                    bind = flight.bind
+                    if flight.deadline <= now and bind.give_up_at is None:
+                        reason = (f"{self.name}: no submit_sm_resp within "
+                                  f"{self.settings.response_timeout:g}s; the link is dropped")
+                        bind.lost = bind.lost or reason
+                        bind.link.abort(reason)
+                        bind.give_up_at = now + self.settings.response_timeout
+                for token, flight in list(flights.items()):
+                    bind = flight.bind
+                    if bind.give_up_at is None or now < bind.give_up_at:
+                        continue
+                    flights.pop(token)  # the link never let go
+                    bind.link.forget(flight.waiter)
+                    bind.flights -= 1
+                    with self._lock:
+                        self._unanswered.discard(token)
+                    flight.message.inflight -= 1
+                    flight.message.interrupted = bind.lost
+                    if flight.message.inflight == 0 and flight.message is not stopper:
+                        self._drop_rest(flight.message, messages)
+                        finished.append(flight.message)
                 for message in finished:
                     yield message.key, self._outcome(message)
             # the batch ended: every in-flight part is answered or given up
+            if stop is None and down is not None and not binds and messages:
+                stop = down
             yield from self._final(stop, stopper, messages)
         finally:
+            for bind in binds:
+                bind.link.give_back_reading()
             if flights:  # the caller stopped iterating with submits in flight
                 with self._lock:
                     for token, flight in flights.items():
                         self._unanswered.discard(token)
-                        link.forget(flight.waiter)
+                        flight.bind.link.forget(flight.waiter)
                 self._release_holds()
+
+    def _sending_binds(self) -> List["_Bind"]:
+        """The sending binds that are up, each bound now if it was down and its backoff
+        allows; raises the first bind's SendFailed when none is."""
+        binds, problem = [], None
+        for name in self._tx_names:
+            try:
+                binds.append(_Bind(name, self._link(name)))
+            except SendFailed as exc:
+                if problem is None or exc.kind == OPERATOR:
+                    problem = exc
+        if not binds:
+            assert problem is not None
+            raise problem
+        return binds
 
     def _rest(self, seconds: float) -> None:
         """Sleep ``seconds`` (pacing, a throttle pause), in steps, until a stop request."""
