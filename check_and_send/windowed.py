@@ -32,6 +32,7 @@ The order that keeps messages safe, with the database work batched:
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import deque
@@ -40,6 +41,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Deque, Dict, Iterator, List, Optional, Tuple
 
 from smss.store import queue, sent
+from smss.store.database import is_conflict
 from smss.transports.base import SendFailed
 
 if TYPE_CHECKING:
@@ -201,7 +203,7 @@ class Pipeline:
             if not ops and not wanted and closing:
                 return
             try:
-                claimed = self._round(ops, wanted)
+                claimed = self._round_again_on_conflict(ops, wanted)
             except BaseException as exc:  # noqa: BLE001 - whatever failed, keep the outcomes
                 self._failed(ops, exc)
                 return
@@ -216,6 +218,19 @@ class Pipeline:
                 if len(claimed) < wanted:
                     self._exhausted = True
                 cond.notify_all()
+
+    def _round_again_on_conflict(self, ops: List[_Op], wanted: int) -> List[queue.Claimed]:
+        """``_round``, tried again when it lost a race to another Galera node at COMMIT
+        (rolled back whole, so nothing of it happened): a conflict is not an outage."""
+        for attempt in range(1, queue.CLAIM_ATTEMPTS + 1):
+            try:
+                return self._round(ops, wanted)
+            except Exception as exc:
+                if not is_conflict(exc) or attempt == queue.CLAIM_ATTEMPTS:
+                    raise
+                log.info("a round lost a race to another node; trying it again")
+                time.sleep(random.uniform(0.0, 0.02 * attempt))
+        return []  # not reached
 
     def _round(self, ops: List[_Op], wanted: int) -> List[queue.Claimed]:
         """One transaction: the outcomes, then the next claim (marked "sending")."""

@@ -116,6 +116,9 @@ def _galera_node(raw: Any) -> str:
             raise DatabaseError("this Galera node is not part of the primary component ("
                                 f"{status.get('wsrep_local_state_comment', '?')})")
         cursor.execute("SET SESSION wsrep_sync_wait = 1")
+        # no gap locks: a replicated write next to rows a local claim scanned would
+        # otherwise abort that claim (a "brute force" abort, error 1213)
+        cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
     addresses = status.get("wsrep_incoming_addresses", "").split(",")
     index = int(status.get("wsrep_local_index", "-1") or -1)
     address = addresses[index] if 0 <= index < len(addresses) else ""
