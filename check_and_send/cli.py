@@ -209,6 +209,10 @@ def _lanes(config: Config, signals: Signals) -> Lanes:
     Raises SendFailed for a transport that cannot even be set up."""
     from smss import transports
 
+    if "claim_timeout" in config.raw.get("dispatcher", {}):
+        log.warning("[dispatcher] claim_timeout is ignored: claims are leases now, taken"
+                    " over %gs after their dispatcher stopped renewing them (claim_lease)",
+                    config.get("dispatcher", "claim_lease"))
     routing = config.has_named_transports()
     names = config.transport_names() if routing else [""]
     built = []

@@ -21,12 +21,20 @@ The order of every step is what keeps messages safe:
 - A message in parts records each part the transport confirmed with the
   queued message before the next goes out (``Progress``): a retry, even after
   the pass died, sends only the parts not yet confirmed.
-- Claims left by a dead pass are released; a claim whose send had started
+- A claim is a lease (``check_and_send.lease``): the dispatcher renews what it holds
+  every third of ``claim_lease`` while it works (also while a send blocks it), and a
+  claim not renewed for ``claim_lease`` is taken over by any dispatcher, on any host,
+  whether its owner died or lost the database.  A message is marked "sending" only
+  while its claim is still ours (the mark renews the lease); one taken over is skipped,
+  and a dispatcher that could not renew for a whole lease treats its claims as lost.
+  An outcome is recorded only while nobody else claims the message.
+- Claims left by a dead pass are released (on this host at once: its PID is gone;
+  elsewhere once their lease ran out); a claim whose send had started
   counts as an attempt (that message may have gone out: the only duplicate
   window, see docs/dispatcher.md).  Each dispatcher (each lane of a process) claims
   under its own owner id; a claim under its own id that it no longer holds in
   memory (a release that failed while the database was down) is abandoned too,
-  and a claim of another live lane of the same process never is.
+  and a claim of another live lane of the same process is only once its lease ran out.
 - A transport that went down (or did not open) is closed, and is not opened
   again before ``Transport.reopen_delay`` of its consecutive failures has
   passed; the count starts over once it opened.
@@ -54,6 +62,7 @@ from datetime import timedelta
 from typing import Callable, List, Optional, Set, Tuple
 
 from check_and_send import windowed
+from check_and_send.lease import Keeper, Lease
 from check_and_send.ledger import DeleteLedger, fingerprint
 from smss import statefiles
 from smss.events.record import Events
@@ -95,7 +104,7 @@ class Settings:
     retry_delay: float = 60.0
     retry_max_delay: float = 3600.0
     expire_after: float = 86400.0
-    claim_timeout: float = 900.0
+    claim_lease: float = 30.0  # seconds a claim lasts without being renewed
     rate_limit: int = 0  # messages per minute through this transport; 0: none
     journal: str = ""  # file for outcomes that could not be committed
     ledger: str = ""  # file for received messages between commit and delete
@@ -120,7 +129,7 @@ class Settings:
             retry_delay=get("dispatcher", "retry_delay"),
             retry_max_delay=get("dispatcher", "retry_max_delay"),
             expire_after=get("dispatcher", "expire_after"),
-            claim_timeout=get("dispatcher", "claim_timeout"),
+            claim_lease=get("dispatcher", "claim_lease"),
             rate_limit=_rate_limit(config),
             journal=journal,
             ledger=ledger,
@@ -206,6 +215,7 @@ class Dispatcher:
         with _LIVE_OWNERS_LOCK:
             _LIVE_OWNERS.add(self.owner)
         self._claimed: List[int] = []  # claimed by us and not yet finished
+        self.lease = Lease(settings.claim_lease)  # of what _claimed holds (serial path)
         self.ledger = DeleteLedger(settings.ledger, settings.legacy_ledger)
         self._opened = False
         self._open_failures = 0  # consecutive times the transport went down or did not open
@@ -308,20 +318,49 @@ class Dispatcher:
             return
         while not self.stopping():
             size = self._claim_size()
+            began = self.lease.begin()
             batch = queue.claim(self.conn, self.owner, size, self.claim_routes) if size else []
             if not batch:
                 return
+            self.lease.renewed(began)
             self._claimed = [message.id for message in batch]
             for message in batch:
                 if self._wait_for_slot(message.parts) is None:
                     return  # stopping: the claims left are released by the pass
+                if self.lease.lost():
+                    self._lost_claims()
+                    return
+                self.renew_leases(due_only=True)
                 keep_going = self._send_one(message, report)
-                self._claimed.remove(message.id)
+                if message.id in self._claimed:
+                    self._claimed.remove(message.id)
                 self.alive(0.0)
                 if not keep_going:
                     return  # transport down or needs an operator: the rest stays queued
             if len(batch) < size or self._paused(report):
                 return
+
+    def renew_leases(self, due_only: bool = False) -> None:
+        """Renew the leases of the claims this dispatcher holds (its serial batch);
+        ``due_only``: only once a third of the lease has passed since the last renewal."""
+        if not self._claimed or (due_only and not self.lease.due()):
+            return
+        began = self.lease.begin()
+        ids = list(self._claimed)
+        with self.conn.transaction():
+            held = queue.renew(self.conn, self.owner, ids)
+        self.lease.renewed(began)
+        for message_id in set(ids) - set(held):
+            log.warning("message %d: claim taken over by another dispatcher (its lease ran"
+                        " out); not sending it", message_id)
+
+    def _lost_claims(self) -> None:
+        """Not renewed for a whole lease (the database was away): another dispatcher may
+        have taken them over.  Nothing of them is sent; the claims still ours in the
+        database are released by the next pass (``recover_abandoned``)."""
+        log.warning("could not renew the claims of %d message(s) for %gs; leaving them",
+                    len(self._claimed), self.settings.claim_lease)
+        self._claimed = []
 
     def _windowed(self) -> bool:
         """Whether sending goes through ``check_and_send.windowed``: a transport that keeps
@@ -356,11 +395,19 @@ class Dispatcher:
 
     def _send_one(self, message: queue.Claimed, report: PassReport) -> bool:
         attempts = message.attempts + 1
-        queue.mark_sending(self.conn, message.id)
+        began = self.lease.begin()
+        if not queue.mark_sending(self.conn, message.id, self.owner):
+            log.warning("message %d: claim taken over by another dispatcher (its lease ran"
+                        " out); not sending it", message.id)
+            self._claimed.remove(message.id)
+            return True
+        if len(self._claimed) == 1:  # the mark renewed the lease of the only claim held
+            self.lease.renewed(began)
         progress = Progress.resume(message.progress, self.transport.name,
                                    lambda state: self._save_progress(message.id, state))
         try:
-            result = self.transport.send(message.phone, message.text, progress)
+            with Keeper(self.lease, self.renew_leases):  # a send may outlast a lease
+                result = self.transport.send(message.phone, message.text, progress)
         except SendFailed as exc:
             return self._failed(message, exc, attempts, report)
         self._finish(message, sent.SENT, attempts, references=result.references)
@@ -398,13 +445,14 @@ class Dispatcher:
         if exc.kind in (DOWN, OPERATOR) and not exc.maybe_sent:
             # not the message's fault: no attempt counted
             if sink is None:
-                queue.release(self.conn, [message.id])
+                queue.release(self.conn, [message.id], self.owner)
             else:
                 sink.release(message)
         else:
             retry_at = utcnow() + timedelta(seconds=self._backoff(attempts))
             if sink is None:
-                queue.defer(self.conn, message.id, attempts, retry_at, exc.reason)
+                queue.defer(self.conn, message.id, attempts, retry_at, exc.reason,
+                            self.owner)
             else:
                 sink.defer(message, attempts, retry_at, exc.reason)
             report.deferred += 1
@@ -425,7 +473,7 @@ class Dispatcher:
         """How ``message`` leaves the queue, in the form the journal keeps."""
         return {"id": message.id, "status": status, "attempts": attempts,
                 "references": list(references), "error": error,
-                "transport": self.transport.name}
+                "transport": self.transport.name, "owner": self.owner}
 
     def sent_outcome(self, message: queue.Claimed, outcome: dict) -> sent.Outcome:
         """The ``sms`` row (and its events) an outcome makes."""
@@ -451,9 +499,33 @@ class Dispatcher:
     def _apply(self, message: queue.Claimed, outcome: dict) -> None:
         record = self.sent_outcome(message, outcome)
         with self.conn.transaction():
+            if not self.recordable(self.conn, [outcome]):
+                return
             sent.record_many(self.conn, [record])
             queue.delete(self.conn, message.id)
             self.settings.events.finished_many(self.conn, [record])
+
+    @staticmethod
+    def recordable(conn: Connection, outcomes: List[dict]) -> List[dict]:
+        """The outcomes that may be recorded, in the caller's transaction (their rows
+        locked): not those of a message another dispatcher took over (its lease ran out)
+        and still claims, nor of one no longer queued (the one that took it over
+        recorded it).  The journal of an older version names no owner: recorded."""
+        holders = queue.owners(conn, [outcome["id"] for outcome in outcomes])
+        kept = []
+        for outcome in outcomes:
+            message_id, owner = outcome["id"], outcome.get("owner")
+            if message_id not in holders:
+                log.warning("message %d: no longer queued (another dispatcher took it over"
+                            " and finished it); this outcome (%s) is not recorded",
+                            message_id, outcome["status"])
+            elif owner is not None and holders[message_id] not in (None, owner):
+                log.warning("message %d: claimed by %s, which took it over; this outcome"
+                            " (%s) is not recorded", message_id, holders[message_id],
+                            outcome["status"])
+            else:
+                kept.append(outcome)
+        return kept
 
     # -- the per-SIM rate limit
 
@@ -487,7 +559,8 @@ class Dispatcher:
                      "waiting %.1fs", in_window, self.transport.name,
                      self.settings.rate_limit, wait)
             self.alive(wait)
-            self.sleep(wait)
+            self.sleep(min(wait, self.lease.period))
+            self.renew_leases(due_only=True)
 
     def _claim_size(self) -> int:
         """How many messages to claim: no more than the rate limit lets go now, so a
@@ -563,15 +636,19 @@ class Dispatcher:
     # -- recovery and expiry
 
     def recover_abandoned(self) -> int:
-        """Release claims nobody works on: of a dead process on this host, of another
-        host after ``claim_timeout``, and our own that we no longer hold in memory."""
+        """Release claims nobody works on: of any owner whose lease ran out (any host,
+        dead or cut off from the database), at once those of a dead process on this
+        host, and our own that we no longer hold in memory."""
         host = socket.gethostname()
-        deadline = utcnow() - timedelta(seconds=self.settings.claim_timeout)
+        lease = self.settings.claim_lease
         recovered = 0
         for message_id, claim in queue.claims(self.conn):
             owner_host, pid = parse_owner(claim.owner)
+            lapsed = False
             if claim.owner == self.owner:
                 abandoned = message_id not in self._claimed
+            elif claim.lapsed(lease):
+                abandoned = lapsed = True
             elif owner_host == host and pid == os.getpid():  # our PID: another lane of this
                 # process (live), or a process before a reboot that had our PID (dead)
                 with _LIVE_OWNERS_LOCK:
@@ -579,14 +656,21 @@ class Dispatcher:
             elif owner_host == host and pid is not None:
                 abandoned = not pid_alive(pid, "check_and_send")
             else:
-                abandoned = claim.claimed_at is None or claim.claimed_at < deadline
+                abandoned = False
             if not abandoned:
                 continue
-            error = "dispatcher died while sending; the message may have been sent"
+            if lapsed:
+                error = (f"claim of {claim.owner} taken over (not renewed for {lease:g}s)"
+                         " while sending; the message may have been sent")
+            else:
+                error = "dispatcher died while sending; the message may have been sent"
             if queue.recover(self.conn, message_id, claim.owner, error):
                 recovered += 1
                 if claim.started:
                     log.warning("message %d: %s (claim of %s)", message_id, error, claim.owner)
+                elif lapsed:
+                    log.info("message %d: took over the claim of %s (not renewed for %gs)",
+                             message_id, claim.owner, lease)
                 else:
                     log.info("message %d: released abandoned claim of %s", message_id,
                              claim.owner)

@@ -23,6 +23,12 @@ The order that keeps messages safe, with the database work batched:
   outcomes are journaled with one fsync and nothing more is handed out; outcomes still
   coming from the transport are journaled as they come; the pass then ends with
   ``DatabaseDown``.
+- Claims are leases (``check_and_send.lease``): a round renews every claim the
+  pipeline holds once a third of ``claim_lease`` passed since the last renewal (the
+  bookkeeper wakes for it when idle).  A marked message is handed to the transport
+  only while the leases are fresh; one whose claim another dispatcher took over (its
+  lease ran out) is dropped unsent, and an outcome is recorded, deferred or released
+  only while nobody else claims the message (``Dispatcher.recordable``).
 - When the transport is done, messages marked but never handed to it, and messages it
   was handed but did not submit (``Transport.send_many`` does not yield those), are
   released without an attempt.  A pass that stops otherwise (an exception) leaves
@@ -40,6 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Deque, Dict, Iterator, List, Optional, Tuple
 
+from check_and_send.lease import Lease
 from smss.store import queue, sent
 from smss.store.database import is_conflict
 from smss.transports.base import SendFailed
@@ -111,6 +118,8 @@ class Pipeline:
         self.rounds = 0
         self.paused = False  # an operator paused the transport meanwhile
         self._pause_checked = time.monotonic()  # Dispatcher.send_due looked just before
+        self.lease = Lease(dispatcher.settings.claim_lease)
+        self.lease.renewed(self.lease.begin())  # nothing claimed yet: nothing to renew
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"bookkeeper {dispatcher.transport.name}")
 
@@ -125,10 +134,10 @@ class Pipeline:
         cond = self._cond
         while True:
             with cond:
-                while not self._ready:
+                while not self._ready or not self.lease.fresh():
                     if self.error is not None or self._exhausted or stopping():
                         return
-                    self._starved = True
+                    self._starved = bool(not self._ready)
                     cond.notify_all()
                     cond.wait(POLL)
                 message = self._ready.popleft()
@@ -192,7 +201,8 @@ class Pipeline:
             with cond:
                 while True:
                     ops, wanted = self._ops, self._wanted()
-                    if ops or wanted or self._closing:
+                    renewing = self.lease.due() and bool(self._claimed)
+                    if ops or wanted or renewing or self._closing:
                         break
                     cond.wait(POLL)
                 self._ops = []
@@ -200,18 +210,25 @@ class Pipeline:
                 if wanted:
                     self._taken, self._starved = 0, False
                 closing = self._closing
-            if not ops and not wanted and closing:
+                settled = {op.message.id for op in ops}
+                still = [i for i in self._claimed if i not in settled]
+                held = still if renewing else []
+            if not ops and not wanted and not renewing and closing:
                 return
+            began = self.lease.begin()
             try:
-                claimed = self._round_again_on_conflict(ops, wanted)
+                claimed, lost = self._round_again_on_conflict(ops, wanted, held)
             except BaseException as exc:  # noqa: BLE001 - whatever failed, keep the outcomes
                 self._failed(ops, exc)
                 return
             with cond:
                 self.rounds += 1
                 self._busy = False
+                if renewing or not still:  # every claim held is as new as this round
+                    self.lease.renewed(began)
                 for op in ops:
                     self._claimed.pop(op.message.id, None)
+                self._drop(lost)
                 for message in claimed:
                     self._claimed[message.id] = message
                 self._ready.extend(claimed)
@@ -219,25 +236,49 @@ class Pipeline:
                     self._exhausted = True
                 cond.notify_all()
 
-    def _round_again_on_conflict(self, ops: List[_Op], wanted: int) -> List[queue.Claimed]:
+    def _drop(self, lost: List[int]) -> None:
+        """Claims another dispatcher took over (their lease ran out): not ours to send
+        or settle any more (under the lock).  One already handed to the transport is
+        the documented "maybe sent" case; its outcome will not be recorded."""
+        if not lost:
+            return
+        gone = set(lost)
+        self._ready = deque(m for m in self._ready if m.id not in gone)
+        for message_id in lost:
+            self._claimed.pop(message_id, None)
+            log.warning("message %d: claim taken over by another dispatcher (its lease ran"
+                        " out)%s", message_id, "; it was already handed to the transport"
+                        if message_id in self._handed else "; not sending it")
+
+    def _round_again_on_conflict(self, ops: List[_Op], wanted: int, held: List[int]
+                                 ) -> Tuple[List[queue.Claimed], List[int]]:
         """``_round``, tried again when it lost a race to another Galera node at COMMIT
         (rolled back whole, so nothing of it happened): a conflict is not an outage."""
         for attempt in range(1, queue.CLAIM_ATTEMPTS + 1):
             try:
-                return self._round(ops, wanted)
+                return self._round(ops, wanted, held)
             except Exception as exc:
                 if not is_conflict(exc) or attempt == queue.CLAIM_ATTEMPTS:
                     raise
                 log.info("a round lost a race to another node; trying it again")
                 time.sleep(random.uniform(0.0, 0.02 * attempt))
-        return []  # not reached
+        return [], []  # not reached
 
-    def _round(self, ops: List[_Op], wanted: int) -> List[queue.Claimed]:
-        """One transaction: the outcomes, then the next claim (marked "sending")."""
+    def _round(self, ops: List[_Op], wanted: int, held: List[int]
+               ) -> Tuple[List[queue.Claimed], List[int]]:
+        """One transaction: the leases of ``held`` renewed, the outcomes, then the next
+        claim (marked "sending").  Returns (the claimed, the ids of ``held`` another
+        dispatcher took over)."""
         dispatcher = self.dispatcher
+        owner = dispatcher.owner
         conn = self.conn
-        finished = [op for op in ops if op.kind == FINISH]
         with conn.transaction():
+            renewed = set(queue.renew(conn, owner, held))
+            finished = [op for op in ops if op.kind == FINISH]
+            if finished:
+                kept = {outcome["id"] for outcome in dispatcher.recordable(
+                    conn, [op.outcome for op in finished if op.outcome is not None])}
+                finished = [op for op in finished if op.message.id in kept]
             if finished:
                 outcomes = [dispatcher.sent_outcome(op.message, op.outcome)
                             for op in finished]
@@ -247,12 +288,15 @@ class Pipeline:
             for op in ops:
                 if op.kind == DEFER:
                     assert op.retry_at is not None
-                    queue.defer_row(conn, op.message.id, op.attempts, op.retry_at, op.error)
-            queue.release_rows(conn, [op.message.id for op in ops if op.kind == RELEASE])
+                    queue.defer_row(conn, op.message.id, op.attempts, op.retry_at, op.error,
+                                    owner)
+            queue.release_rows(conn, [op.message.id for op in ops if op.kind == RELEASE],
+                               owner)
+            lost = [i for i in held if i not in renewed]
             if not wanted or self._paused():
-                return []
-            return queue.claim_rows(conn, dispatcher.owner, wanted, dispatcher.claim_routes,
-                                    sending=True)
+                return [], lost
+            return queue.claim_rows(conn, owner, wanted, dispatcher.claim_routes,
+                                    sending=True), lost
 
     def _paused(self) -> bool:
         """An operator paused the transport while the queue drains (looked at every

@@ -55,6 +55,13 @@ def _float(text: str) -> float:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = _float(text)
+    if value <= 0:
+        raise ValueError(f"must be more than 0, got {value:g}")
+    return value
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         value = text.strip().lower()
@@ -220,8 +227,14 @@ KEYS: Dict[Tuple[str, str], Key] = {
     ("dispatcher", "expire_after"): Key(
         _float, "86400", "seconds after which an unsent message expires instead; 0: never"
     ),
+    ("dispatcher", "claim_lease"): Key(
+        _positive_float, "30", "seconds a claim lasts unless its dispatcher renews it (every"
+        " third of it while it works); a claim whose lease ran out is taken over by any"
+        " dispatcher on any host"
+    ),
     ("dispatcher", "claim_timeout"): Key(
-        _float, "900", "seconds after which another host's claim counts as abandoned"
+        _float, "900", "deprecated and ignored since claims are leases (`claim_lease`);"
+        " a value set is reported as a warning"
     ),
     ("dispatcher", "pass_timeout"): Key(
         _float, "900", "a transport's pass that makes no progress for this long is given up"

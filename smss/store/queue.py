@@ -1,4 +1,10 @@
-"""All SQL on the ``msg`` table (the queue of acknowledged, not yet sent messages)."""
+"""All SQL on the ``msg`` table (the queue of acknowledged, not yet sent messages).
+
+A claim is a lease: ``claimed_at`` is when its dispatcher last renewed it, written by
+the database's clock (``_LEASE_NOW``), so the hosts' clocks do not matter on MariaDB;
+a claim not renewed for ``claim_lease`` seconds may be taken over (``claims``,
+``recover``).  Every write of a dispatcher to a claimed row holds only while the row is
+still claimed by that dispatcher (``owner``)."""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from smss.store import paging
 from smss.store.database import Connection, as_datetime, is_conflict, utcnow
@@ -237,10 +243,64 @@ def claim_rows(conn: Connection, owner: str, limit: int,
         rows += conn.query(select + others + " ORDER BY id LIMIT ?" + lock,
                            (now, *params, *taken, limit - len(rows)))
     if rows:
+        lease, values = _lease_now(conn)
         started = ", send_started_at = ?" if sending else ""
-        _update_by_id(conn, f"claimed_by = ?, claimed_at = ?{started}",
-                      (owner, now, now) if sending else (owner, now), [row[0] for row in rows])
+        _update_by_id(conn, f"claimed_by = ?, claimed_at = {lease}{started}",
+                      (owner, *values, now) if sending else (owner, *values),
+                      [row[0] for row in rows])
     return [_claimed(row) for row in rows]
+
+
+def _lease_now(conn: Connection) -> Tuple[str, tuple]:
+    """(SQL, parameters) for the moment a lease starts: the database server's clock on
+    MariaDB (every host's dispatcher compares against the same clock); SQLite lives on
+    one host, whose clock it is."""
+    if conn.dialect == "mysql":
+        return "UTC_TIMESTAMP(6)", ()
+    return "?", (utcnow(),)
+
+
+def database_now(conn: Connection) -> datetime:
+    """Now by the clock leases are written with (``_lease_now``)."""
+    if conn.dialect == "mysql":
+        row = conn.query_one("SELECT UTC_TIMESTAMP(6)")
+        assert row is not None
+        value = as_datetime(row[0])
+        assert value is not None
+        return value
+    return utcnow()
+
+
+def renew(conn: Connection, owner: str, message_ids: Sequence[int]) -> List[int]:
+    """Renew the leases of these claims of ``owner`` (in the caller's transaction);
+    returns the ids it still holds (a claim taken over meanwhile is not renewed)."""
+    if not message_ids:
+        return []
+    lease, values = _lease_now(conn)
+    changed = _update_by_id(conn, f"claimed_at = {lease}", values, message_ids,
+                            "msg.claimed_by = ?", (owner,))
+    if changed == len(message_ids):
+        return list(message_ids)
+    held = owners(conn, message_ids)
+    return [i for i in message_ids if held.get(i) == owner]
+
+
+def owners(conn: Connection, message_ids: Sequence[int]) -> Dict[int, Optional[str]]:
+    """Who claims each of these queued messages (None: nobody; an id not in the queue is
+    left out), the rows locked until the caller's transaction ends on MariaDB."""
+    found: Dict[int, Optional[str]] = {}
+    for start in range(0, len(message_ids), _CHUNK):
+        chunk = list(message_ids[start:start + _CHUNK])
+        if conn.dialect == "mysql":
+            tables, picked = _by_id(chunk)
+            sql = f"SELECT msg.id, msg.claimed_by FROM {tables} FOR UPDATE"  # noqa: S608
+            rows = conn.query(sql, picked)
+        else:
+            marks = ", ".join("?" * len(chunk))
+            rows = conn.query(f"SELECT id, claimed_by FROM msg WHERE id IN ({marks})",  # noqa: S608
+                              chunk)
+        found.update((int(row[0]), row[1]) for row in rows)
+    return found
 
 
 def _own_node_rows(conn: Connection) -> str:
@@ -272,30 +332,49 @@ def _by_id(ids: Sequence[int]) -> Tuple[str, list]:
 
 
 def _update_by_id(conn: Connection, assignments: str, values: Sequence,
-                  ids: Sequence[int]) -> None:
-    """``UPDATE msg SET assignments`` for these rows, each picked by its primary key."""
+                  ids: Sequence[int], condition: str = "", condition_values: Sequence = ()
+                  ) -> int:
+    """``UPDATE msg SET assignments`` for these rows, each picked by its primary key
+    (``condition``: only those of them that meet it); returns how many changed."""
+    changed = 0
+    where = f" WHERE {condition}" if condition else ""
     for start in range(0, len(ids), _CHUNK):
         chunk = list(ids[start:start + _CHUNK])
         if conn.dialect == "mysql":
             tables, picked = _by_id(chunk)
-            sql = f"UPDATE {tables} SET {assignments}"  # noqa: S608 - constants, placeholders
-            conn.execute(sql, [*picked, *values]).close()
+            sql = f"UPDATE {tables} SET {assignments}{where}"  # noqa: S608 - placeholders
+            cursor = conn.execute(sql, [*picked, *values, *condition_values])
         else:
             marks = ", ".join("?" * len(chunk))
-            sql = f"UPDATE msg SET {assignments} WHERE id IN ({marks})"  # noqa: S608
-            conn.execute(sql, [*values, *chunk]).close()
+            also = f" AND {condition}" if condition else ""
+            sql = f"UPDATE msg SET {assignments} WHERE id IN ({marks}){also}"  # noqa: S608
+            cursor = conn.execute(sql, [*values, *chunk, *condition_values])
+        changed += max(0, cursor.rowcount)
+        cursor.close()
+    return changed
 
 
-def mark_sending(conn: Connection, message_id: int) -> None:
-    """Record that the transport is about to get the message (commits).
+def mark_sending(conn: Connection, message_id: int, owner: Optional[str] = None) -> bool:
+    """Record that the transport is about to get the message (commits); with ``owner``
+    only while ``owner`` still claims it (the lease is renewed too).  False: the claim
+    was taken over, and the message must not be sent.
 
     A message with this mark whose dispatcher died may have been sent: the
     recovery counts it as an attempt and logs it, so the manual's duplicate
     window is exactly the time between this mark and the commit after sending.
     """
     with conn.transaction():
-        conn.execute("UPDATE msg SET send_started_at = ? WHERE id = ?",
-                     (utcnow(), message_id)).close()
+        if owner is None:
+            cursor = conn.execute("UPDATE msg SET send_started_at = ? WHERE id = ?",
+                                  (utcnow(), message_id))
+        else:
+            lease, values = _lease_now(conn)
+            cursor = conn.execute(
+                f"UPDATE msg SET send_started_at = ?, claimed_at = {lease}"  # noqa: S608
+                " WHERE id = ? AND claimed_by = ?", (utcnow(), *values, message_id, owner))
+        changed = cursor.rowcount
+        cursor.close()
+    return changed > 0
 
 
 def mark_sending_many(conn: Connection, message_ids: Sequence[int]) -> None:
@@ -318,35 +397,41 @@ def save_progress(conn: Connection, message_id: int, progress: str) -> None:
         conn.execute("UPDATE msg SET progress = ? WHERE id = ?", (progress, message_id)).close()
 
 
-def release(conn: Connection, message_ids: Sequence[int]) -> None:
-    """Give claimed messages back untouched (commits)."""
+def release(conn: Connection, message_ids: Sequence[int], owner: Optional[str] = None) -> None:
+    """Give claimed messages back untouched (commits); with ``owner``: those it still
+    claims."""
     if not message_ids:
         return
     with conn.transaction():
-        release_rows(conn, message_ids)
+        release_rows(conn, message_ids, owner)
 
 
-def release_rows(conn: Connection, message_ids: Sequence[int]) -> None:
+def release_rows(conn: Connection, message_ids: Sequence[int],
+                 owner: Optional[str] = None) -> None:
     """``release`` in the caller's transaction."""
     if message_ids:
         _update_by_id(conn, "claimed_by = NULL, claimed_at = NULL,"
-                      " send_started_at = NULL", (), message_ids)
+                      " send_started_at = NULL", (), message_ids,
+                      "msg.claimed_by = ?" if owner is not None else "",
+                      (owner,) if owner is not None else ())
 
 
 def defer(conn: Connection, message_id: int, attempts: int, retry_at: datetime,
-          error: str) -> None:
-    """A temporary failure: count it, release the claim, try again at ``retry_at``."""
+          error: str, owner: Optional[str] = None) -> None:
+    """A temporary failure: count it, release the claim, try again at ``retry_at``
+    (with ``owner``: only while it still claims the message)."""
     with conn.transaction():
-        defer_row(conn, message_id, attempts, retry_at, error)
+        defer_row(conn, message_id, attempts, retry_at, error, owner)
 
 
 def defer_row(conn: Connection, message_id: int, attempts: int, retry_at: datetime,
-              error: str) -> None:
+              error: str, owner: Optional[str] = None) -> None:
     """``defer`` in the caller's transaction."""
+    held = " AND claimed_by = ?" if owner is not None else ""
     conn.execute(
-        "UPDATE msg SET attempts = ?, next_attempt_at = ?, last_error = ?,"
-        " claimed_by = NULL, claimed_at = NULL, send_started_at = NULL WHERE id = ?",
-        (attempts, retry_at, error[:255], message_id),
+        "UPDATE msg SET attempts = ?, next_attempt_at = ?, last_error = ?,"  # noqa: S608
+        " claimed_by = NULL, claimed_at = NULL, send_started_at = NULL WHERE id = ?" + held,
+        (attempts, retry_at, error[:255], message_id, *((owner,) if owner is not None else ())),
     ).close()
 
 
@@ -380,15 +465,27 @@ def delete_unclaimed(conn: Connection, message_id: int) -> bool:
 @dataclass(frozen=True)
 class Claim:
     owner: str
-    claimed_at: Optional[datetime]
+    claimed_at: Optional[datetime]  # when the lease was last renewed (the database's clock)
     started: bool  # the transport may have been given the message
+    age: Optional[float] = None  # seconds since claimed_at by that clock (None: unknown)
+
+    def lapsed(self, lease: float) -> bool:
+        """Its dispatcher did not renew it for ``lease`` seconds: anyone may take it over."""
+        return self.age is None or self.age > lease
 
 
 def claims(conn: Connection) -> List[Tuple[int, Claim]]:
-    rows = conn.read().query(
+    reader = conn.read()
+    now = database_now(reader)
+    rows = reader.query(
         "SELECT id, claimed_by, claimed_at, send_started_at FROM msg WHERE claimed_by IS NOT NULL"
     )
-    return [(int(r[0]), Claim(r[1], as_datetime(r[2]), r[3] is not None)) for r in rows]
+    found = []
+    for r in rows:
+        claimed_at = as_datetime(r[2])
+        age = (now - claimed_at).total_seconds() if claimed_at is not None else None
+        found.append((int(r[0]), Claim(r[1], claimed_at, r[3] is not None, age)))
+    return found
 
 
 def recover(conn: Connection, message_id: int, owner: str, error: str) -> bool:
