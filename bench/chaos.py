@@ -94,7 +94,7 @@ class Site:
                 f"register_timeout = 3\npin_guard_file = {folder}/pins\n"
                 f"[dispatcher]\nlockfile = {folder}/cas.lock\nstate_dir = {folder}\n"
                 f"logfile = {folder}/cas.log\n"
-                "retry_delay = 0\nmax_attempts = 1000\nclaim_timeout = 60\npass_timeout = 60\n"
+                "retry_delay = 0\nmax_attempts = 1000\nclaim_lease = 60\npass_timeout = 60\n"
             )
         self.env = dict(os.environ, SMSS_CONFIG=self.config)
 

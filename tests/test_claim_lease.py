@@ -282,3 +282,13 @@ def test_renew_keeps_only_the_claims_still_held(backend, tmp_path, request):
             assert {i: c.owner for i, c in queue.claims(conn)} == {ids[1]: "theirs:2"}
         finally:
             conn.close()
+
+
+def test_claim_lease_must_be_positive_and_claim_timeout_still_loads():
+    from smss.config import ConfigError, parse_text
+
+    assert parse_text("").get("dispatcher", "claim_lease") == 30
+    assert parse_text("[dispatcher]\nclaim_timeout = 60\n").get("dispatcher",
+                                                                 "claim_lease") == 30
+    with pytest.raises(ConfigError, match="claim_lease: must be more than 0"):
+        parse_text("[dispatcher]\nclaim_lease = 0\n")
