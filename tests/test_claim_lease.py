@@ -22,10 +22,12 @@ import time
 from collections import Counter
 
 import pytest
-from support_dispatch import site
+from support_dispatch import Site, site
 from support_tools import missing
 
+from check_and_send import windowed
 from check_and_send.dispatcher import Dispatcher, Settings
+from check_and_send.lease import Lease
 from smss import transports
 from smss.config import load
 from smss.store import queue
@@ -292,3 +294,38 @@ def test_claim_lease_must_be_positive_and_claim_timeout_still_loads():
                                                                  "claim_lease") == 30
     with pytest.raises(ConfigError, match="claim_lease: must be more than 0"):
         parse_text("[dispatcher]\nclaim_lease = 0\n")
+
+
+def test_the_pipeline_drops_marked_messages_whose_claims_were_taken_over(tmp_path, mariadb):
+    """The windowed path (SMPP, GoIP) marks messages ahead of the transport.  Once its
+    leases are no longer fresh it hands none out until a round renewed them; that round
+    finds two taken over by another dispatcher, which are never handed to the transport,
+    and closing the pipeline leaves the other's claims alone."""
+    url = mariadb.create_database()
+    s = Site(tmp_path, url, None, {"dispatcher": {"transport": "smpp"},
+                                    "smpp": {"url": "smpp://smss:pw@127.0.0.1:9"}})
+    ids = [s.enqueue(PHONE, f"ahead {i}") for i in range(3)]
+    dispatcher = in_process(s, "here.example:3")
+    now = [0.0]
+    pipeline = windowed.Pipeline(dispatcher, 3)
+    pipeline.lease = Lease(3.0, clock=lambda: now[0])
+    pipeline.lease.renewed(0.0)
+    pipeline.start()
+    try:
+        wait_for(lambda: s.rows("msg", "id", "WHERE send_started_at IS NOT NULL")
+                 == [(i,) for i in ids], what="three messages marked ahead")
+        conn = s.connect()
+        with conn.transaction():
+            conn.execute("UPDATE msg SET claimed_by = 'elsewhere.example:9',"
+                         " claimed_at = UTC_TIMESTAMP(6) WHERE id <> ?", (ids[0],)).close()
+        conn.close()
+        now[0] = 3.5  # not renewed for a whole lease (a stalled round, say): the feed
+        # hands nothing out until the bookkeeper renewed, which finds two taken over
+        handed = [message_id for message_id, _, _ in pipeline.feed()]
+    finally:
+        left = pipeline.close(transport_done=True)
+        dispatcher.conn.close()
+    assert handed == [ids[0]]
+    assert left == [] and pipeline.error is None
+    assert s.rows("msg", "id, claimed_by") == [
+        (ids[0], None), (ids[1], "elsewhere.example:9"), (ids[2], "elsewhere.example:9")]
