@@ -216,6 +216,9 @@ class Dispatcher:
             _LIVE_OWNERS.add(self.owner)
         self._claimed: List[int] = []  # claimed by us and not yet finished
         self.lease = Lease(settings.claim_lease)  # of what _claimed holds (serial path)
+        #: the lane's watchdog gave the running pass up (its transport hangs): its claims
+        #: are no longer renewed, so other dispatchers take them over after the lease
+        self.given_up = False
         self.ledger = DeleteLedger(settings.ledger, settings.legacy_ledger)
         self._opened = False
         self._open_failures = 0  # consecutive times the transport went down or did not open
@@ -343,14 +346,17 @@ class Dispatcher:
     def renew_leases(self, due_only: bool = False) -> None:
         """Renew the leases of the claims this dispatcher holds (its serial batch);
         ``due_only``: only once a third of the lease has passed since the last renewal."""
-        if not self._claimed or (due_only and not self.lease.due()):
+        if not self._claimed or (due_only and not self.lease.due()) or self.given_up:
             return
         began = self.lease.begin()
         ids = list(self._claimed)
         with self.conn.transaction():
-            held = queue.renew(self.conn, self.owner, ids)
+            held = set(queue.renew(self.conn, self.owner, ids))
         self.lease.renewed(began)
-        for message_id in set(ids) - set(held):
+        lost = set(ids) - held
+        if lost:  # (one new list: the keeper thread renews while the pass is in a send)
+            self._claimed = [i for i in self._claimed if i not in lost]
+        for message_id in sorted(lost):
             log.warning("message %d: claim taken over by another dispatcher (its lease ran"
                         " out); not sending it", message_id)
 
@@ -396,6 +402,8 @@ class Dispatcher:
     def _send_one(self, message: queue.Claimed, report: PassReport) -> bool:
         attempts = message.attempts + 1
         began = self.lease.begin()
+        if message.id not in self._claimed:
+            return True  # a renewal found it taken over (and said so)
         if not queue.mark_sending(self.conn, message.id, self.owner):
             log.warning("message %d: claim taken over by another dispatcher (its lease ran"
                         " out); not sending it", message.id)

@@ -191,6 +191,7 @@ class Lane:
             if self._deadline is None or self._aborted_at is not None or now < self._deadline:
                 return
             self._aborted_at = now
+            self.dispatcher.given_up = True  # its claims' leases run out from now on
             reason = f"pass ran longer than {self.pass_timeout:g}s without progress"
             log.error("%s: %s; giving the device up (claims are released, it is opened"
                       " again later)", self.name, reason)
@@ -212,6 +213,7 @@ class Lane:
         """One pass under the timer; a pass that raised is a report, not the lane's end."""
         with self._timer:
             self._aborted_at = None
+            self.dispatcher.given_up = False
             self._deadline = time.monotonic() + self.pass_timeout if self.pass_timeout > 0 \
                 else None
         try:

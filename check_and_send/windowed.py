@@ -201,7 +201,8 @@ class Pipeline:
             with cond:
                 while True:
                     ops, wanted = self._ops, self._wanted()
-                    renewing = self.lease.due() and bool(self._claimed)
+                    renewing = (self.lease.due() and bool(self._claimed)
+                                and not self.dispatcher.given_up)
                     if ops or wanted or renewing or self._closing:
                         break
                     cond.wait(POLL)
