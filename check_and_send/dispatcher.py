@@ -64,6 +64,7 @@ from typing import Callable, List, Optional, Set, Tuple
 from check_and_send import windowed
 from check_and_send.lease import Keeper, Lease
 from check_and_send.ledger import DeleteLedger, fingerprint
+from check_and_send.passes import DATABASE, DatabaseDown, PassReport
 from smss import statefiles
 from smss.events.record import Events
 from smss.pidlock import pid_alive
@@ -84,17 +85,11 @@ log = logging.getLogger(__name__)
 RATE_WINDOW = timedelta(seconds=60)
 
 
-#: PassReport.problem_kind of a pass the database stopped (the transport is fine)
-DATABASE = "database"
 #: owner ids are "host:pid" or "host:pid/lane"; the column holds 128 characters
 OWNER_LENGTH = 128
 _LIVE_OWNERS: Set[str] = set()  # owner ids of this process's dispatchers (its lanes)
 _LIVE_OWNERS_LOCK = threading.Lock()
 _JOURNAL_LOCK = threading.Lock()  # the lanes of a process share one journal file
-
-
-class DatabaseDown(Exception):
-    """The database failed mid-pass; the pass stops (outcomes are journaled)."""
 
 
 @dataclass(frozen=True)
@@ -156,32 +151,6 @@ def _rate_limit(config) -> int:
 
     kind = config.get("dispatcher", "transport").strip().lower()
     return config.get(kind, "rate_limit") if (kind, "rate_limit") in KEYS else 0
-
-
-@dataclass
-class PassReport:
-    sent: int = 0
-    failed: int = 0
-    deferred: int = 0
-    expired: int = 0
-    received: int = 0
-    reports: int = 0
-    recovered: int = 0
-    problem: Optional[str] = None  # why the pass ended early (transport down, PIN ...)
-    problem_kind: Optional[str] = None
-    new_rcv_ids: List[int] = field(default_factory=list)
-    paused: List[str] = field(default_factory=list)  # transports an operator paused
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
-
-    @property
-    def stalled(self) -> bool:
-        """Nothing moved while a transport is paused: messages still due may be waiting
-        for it, so another pass right away would do nothing either."""
-        return bool(self.paused) and not (self.sent or self.failed or self.deferred
-                                          or self.expired)
 
 
 def owner_id(lane: str = "") -> str:
@@ -606,20 +575,27 @@ class Dispatcher:
     # -- journal of outcomes the database did not take
 
     def _journal(self, outcome: dict) -> None:
-        self.journal_many([outcome])
+        if self._append_journal([outcome]):
+            log.error("database unavailable: outcome of message %s kept in %s", outcome["id"],
+                      self.settings.journal)
 
     def journal_many(self, outcomes: List[dict]) -> None:
         """Append outcomes to the journal with one fsync (the windowed path's failed
         round journals them together)."""
-        ids = ", ".join(str(outcome["id"]) for outcome in outcomes)
+        if self._append_journal(outcomes):
+            log.error("database unavailable: the outcomes of messages %s are kept in %s",
+                      ", ".join(str(outcome["id"]) for outcome in outcomes),
+                      self.settings.journal)
+
+    def _append_journal(self, outcomes: List[dict]) -> bool:
         path = self.settings.journal
         if not path:
-            log.error("no journal file: the outcomes of messages %s are lost: %s", ids,
-                      outcomes)
-            return
+            log.error("no journal file: the outcomes of messages %s are lost: %s",
+                      ", ".join(str(outcome["id"]) for outcome in outcomes), outcomes)
+            return False
         with _JOURNAL_LOCK:  # never between another lane's reading and removing it
             statefiles.append_lines(path, [json.dumps(outcome) for outcome in outcomes])
-        log.error("database unavailable: the outcomes of messages %s are kept in %s", ids, path)
+        return True
 
     def replay_journal(self) -> None:
         """Apply the outcomes journaled while the database was away (also a journal an

@@ -44,15 +44,13 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Deque, Dict, Iterator, List, Optional, Tuple
+from typing import Deque, Dict, Iterator, List, Optional, Protocol, Tuple
 
 from check_and_send.lease import Lease
+from check_and_send.passes import DatabaseDown, PassReport
 from smss.store import queue, sent
-from smss.store.database import is_conflict
-from smss.transports.base import SendFailed
-
-if TYPE_CHECKING:
-    from check_and_send.dispatcher import Dispatcher, PassReport
+from smss.store.database import Connection, is_conflict
+from smss.transports.base import SendFailed, Transport
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +60,29 @@ ALIVE_EVERY = 0.05  # seconds: how often the pass timer is told of progress (two
 MAX_CLAIM = 1000  # messages claimed (and marked) in one round at most
 
 FINISH, DEFER, RELEASE = "finish", "defer", "release"
+
+
+class Dispatcher(Protocol):
+    """What the windowed path uses of ``check_and_send.dispatcher.Dispatcher``."""
+
+    conn: Connection
+    transport: Transport
+    owner: str
+    claim_routes: Optional[List[str]]
+    settings: "object"  # dispatcher.Settings: journal, events, batch_size, claim_lease
+    given_up: bool  # the watchdog gave the pass up: leases are no longer renewed
+
+    def stopping(self) -> bool: ...
+    def alive(self, extra_seconds: float = 0.0) -> None: ...
+    def paused_now(self, conn: Connection) -> bool: ...
+    def outcome(self, message: queue.Claimed, status: str, attempts: int, *,
+                references=(), error: Optional[str] = None) -> dict: ...
+    def sent_outcome(self, message: queue.Claimed, outcome: dict) -> sent.Outcome: ...
+    def _failed(self, message: queue.Claimed, exc: SendFailed, attempts: int,
+                report: PassReport, sink: Optional["Sink"] = None) -> bool: ...
+    def still_claimed(self, message_ids: List[int]) -> None: ...
+    def journal_many(self, outcomes: List[dict]) -> None: ...
+    def recordable(self, conn: Connection, outcomes: List[dict]) -> List[dict]: ...
 
 
 @dataclass(frozen=True)
@@ -100,7 +121,7 @@ class Pipeline:
     thread, and what is still claimed.  The dispatcher's connection belongs to the
     bookkeeper while it runs."""
 
-    def __init__(self, dispatcher: "Dispatcher", ahead: int) -> None:
+    def __init__(self, dispatcher: Dispatcher, ahead: int) -> None:
         self.dispatcher = dispatcher
         self.conn = dispatcher.conn
         self.ahead = max(1, ahead)
@@ -330,12 +351,10 @@ class Pipeline:
         self.dispatcher.journal_many(outcomes)
 
 
-def send(dispatcher: "Dispatcher", report: "PassReport") -> None:
+def send(dispatcher: Dispatcher, report: PassReport) -> None:
     """Drain the queue through the transport's ``send_many`` until nothing is due, the
     transport goes down, or a stop is asked.  Raises DatabaseDown (after the outcomes
     were journaled) when the database failed."""
-    from check_and_send.dispatcher import DatabaseDown
-
     transport = dispatcher.transport
     pipeline = Pipeline(dispatcher, max(transport.window, dispatcher.settings.batch_size))
     sink = Sink(pipeline)
