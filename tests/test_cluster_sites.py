@@ -110,7 +110,7 @@ def test_smss_check_refuses_a_transport_name_another_live_site_uses(mariadb, tmp
         assert a.rows("transport_status", "name, site") == [("gsm", "box-a")]
         status = subprocess.run([sys.executable, "-m", "smss.cli", "-c", b.config_path,
                                  "status"], capture_output=True, text=True, timeout=120)
-        assert any(line.startswith("transport gsm (site box-a): ok at ")
+        assert any(line.startswith("transport gsm: ok at ") and line.endswith(", site box-a")
                    for line in status.stdout.splitlines()), status.stdout
 
         refused = smss_check(b.config_path)
