@@ -266,7 +266,8 @@ def run_passes(config: Config, signals: Signals) -> Tuple[int, bool]:
 
 def run_loop(config: Config, lock: PidLock, signals: Signals) -> int:
     """Hold the lock and the transports; each lane passes on a kick that finds messages
-    for it, a new SMS, its next retry, or every poll_interval (see check_and_send.lanes).
+    for it, a new SMS, its next retry, messages due its look at the queue every
+    queue_check_interval finds, or every poll_interval (see check_and_send.lanes).
 
     A transport that went down (or did not open) is opened again after its
     ``reopen_delay`` (1 s doubling to ``reopen_max_delay``; see Dispatcher.went_down),
@@ -284,7 +285,9 @@ def run_loop(config: Config, lock: PidLock, signals: Signals) -> int:
         log.error("cannot take the lock %s: %s", lock.path, exc)
         return EXIT_FAILED
     poll = config.get("dispatcher", "poll_interval")
-    log.info("check_and_send --loop started (poll every %gs)", poll)
+    queue_check = config.get("dispatcher", "queue_check_interval")
+    log.info("check_and_send --loop started (poll every %gs, queue looked at every %gs)",
+             poll, queue_check)
     worker = DeliveryWorker(config)  # webhooks and dlr-urls, in threads of their own
     worker.start()
     try:
@@ -295,7 +298,7 @@ def run_loop(config: Config, lock: PidLock, signals: Signals) -> int:
                 log.error("cannot start a pass: %s", exc.reason)
                 signals.wait(config.get("dispatcher", "reopen_max_delay"))
                 continue
-            lanes.start(lambda lane: lane.run_loop(poll))
+            lanes.start(lambda lane: lane.run_loop(poll, queue_check))
             supervise(lanes, signals)
             break
     finally:

@@ -107,6 +107,7 @@ class Settings:
     lane: str = ""  # the transport's name when one process drives several
     legacy_journal: str = ""  # where versions before state_dir kept them: applied once
     legacy_ledger: str = ""
+    site: str = ""  # recorded with the transport's state (Config.site)
 
     @classmethod
     def from_config(cls, config, lane: str = "") -> "Settings":
@@ -132,6 +133,7 @@ class Settings:
             lane=lane,
             legacy_journal=statefiles.legacy(lockfile + ".journal", journal),
             legacy_ledger=statefiles.legacy(lockfile + suffix + ".deleting", ledger),
+            site=config.site(),
         )
 
 
@@ -764,7 +766,7 @@ class Dispatcher:
                 signal_dbm=state.signal_dbm if state else None,
                 registration=state.registration if state else None,
                 operator=state.operator if state else None,
-                error=report.problem,
+                error=report.problem, site=self.settings.site,
             )
         except UNAVAILABLE_ERRORS as exc:
             log.warning("could not save transport state: %s", exc)

@@ -32,7 +32,10 @@ waits idle; the run ends when every lane is idle or finished, so an idle lane
 still takes over the messages of one that goes down later.  A lane that went
 down, or that the database stopped, is finished for the run.  ``Lanes.run_loop``
 is ``--loop``: each lane passes on a kick that finds messages for it, on a new SMS
-its transport announces, on its next retry, or every ``poll_interval``; a lane
+its transport announces, on its next retry, when its look at the queue every
+``queue_check_interval`` finds messages due for it (another site's spooler accepted
+them and kicked only its own dispatcher, which may be down), or every
+``poll_interval``; a lane
 that went down is opened again after its backoff while the others go on; a lane
 that lost the database connects again after a pause (1 s doubling to
 ``DATABASE_MAX_PAUSE``).
@@ -314,8 +317,9 @@ class Lane:
 
     # -- --loop
 
-    def run_loop(self, poll: float) -> None:
-        """Until the stop: a pass whenever there may be work (see the module docstring)."""
+    def run_loop(self, poll: float, queue_check: float = 0.0) -> None:
+        """Until the stop: a pass whenever there may be work (see the module docstring);
+        ``queue_check``: seconds between two looks at the queue while idle (0: none)."""
         failures = 0
         try:
             while not self.stop.is_set():
@@ -332,7 +336,7 @@ class Lane:
                     try:
                         if report.ok and (report.received or self._more_due(report)):
                             continue
-                        self._wait_for_work(poll, report.ok, report.stalled)
+                        self._wait_for_work(poll, report.ok, report.stalled, queue_check)
                         continue
                     except UNAVAILABLE_ERRORS as exc:
                         log.error("%s: database unavailable: %s", self.name, exc)
@@ -355,14 +359,16 @@ class Lane:
         if not self.stop.is_set():
             self.kick.wait(pause)
 
-    def _wait_for_work(self, poll: float, ok: bool, stalled: bool = False) -> None:
+    def _wait_for_work(self, poll: float, ok: bool, stalled: bool = False,
+                       queue_check: float = 0.0) -> None:
         """Until a kick finds messages this lane may claim, its transport announces an SMS,
-        its next retry, its transport's re-open time, or ``poll``.  While its transport is
-        closed only the re-open time (or a stop) ends the wait: a kick could do nothing
-        but open it early.  After a pass that did not end well, messages already due are
-        not a reason to run again at once (they may be waiting for a transport that is
-        down); nor are they while this lane's transport is paused (``stalled``): then
-        only ``poll`` or a kick."""
+        its next retry, its transport's re-open time, a look at the queue every
+        ``queue_check`` seconds finds messages due for it, or ``poll``.  While its
+        transport is closed only the re-open time (or a stop) ends the wait: a kick could
+        do nothing but open it early.  After a pass that did not end well, messages already
+        due are not a reason to run again at once (they may be waiting for a transport that
+        is down); nor are they while this lane's transport is paused (``stalled``): then
+        only ``poll`` or a kick, and no looks at the queue."""
         wait = poll
         reopen = self.dispatcher.reopen_in()
         if reopen is not None:
@@ -374,17 +380,27 @@ class Lane:
             if ok or until_due > 0:
                 wait = max(0.0, min(wait, until_due))
         deadline = time.monotonic() + wait
+        looks = queue_check > 0 and ok and not stalled
+        next_look = time.monotonic() + queue_check
         transport = self.dispatcher.transport
         while not self.stop.is_set():
             if self.kick.is_set():
                 self.kick.clear()
                 if self.due():
                     return
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            if looks and now >= next_look:
+                if self.due():  # one indexed count (msg_due)
+                    log.debug("%s: messages due in the queue", self.name)
+                    return
+                next_look = now + queue_check
+            remaining = deadline - now
             if remaining <= 0:
                 return
+            step = min(1.0, remaining, max(0.0, next_look - now)) if looks \
+                else min(1.0, remaining)
             try:
-                if transport.wait(min(1.0, remaining), self.kick):
+                if transport.wait(step, self.kick):
                     return
             except SendFailed:
                 return  # the next pass finds out and reports it

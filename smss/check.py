@@ -6,7 +6,8 @@ Three stages, every problem of each reported at once, one line each:
    keys, bad values (``smss.config.check_file``), and what each transport makes of its
    settings (a missing URL, a modem device that does not exist, two transports with one
    name or one device);
-2. the database: it answers, and its schema is the one this smss needs;
+2. the database: it answers, and its schema is the one this smss needs; no other site
+   sharing it (a cluster: ``[dispatcher] site``) runs a transport of this one's name;
 3. each transport: reached without sending anything (``Transport.probe``).  A modem is
    left alone while a ``check_and_send`` holds the dispatcher's lock: it has the port.
 
@@ -129,6 +130,38 @@ def database(config: Config) -> Line:
     return Line(OK, f"{where}: schema version {have} of {want}")
 
 
+def names_in_use(config: Config, built: Dict[str, Transport]) -> List[Line]:
+    """A problem for each transport name that another live site uses (transport names are
+    unique among the sites sharing a database: delivery reports, rate limits, pauses and
+    the status page go by name)."""
+    from smss.store import migrations, transports
+    from smss.store.database import DatabaseError, DatabaseUrl, connect_config, utcnow
+
+    names = {found.name: name for name, found in built.items()}
+    url = DatabaseUrl.parse(config.get("database", "url"))
+    if url.dialect == "sqlite" and not os.path.exists(url.path):
+        return []  # not created yet: nobody runs anything on it
+    try:
+        conn = connect_config(config)
+    except DatabaseError:
+        return []  # database() said why
+    try:
+        if migrations.current_version(conn) != migrations.latest_version(conn.dialect):
+            return []  # database() said so; the column may not be there yet
+        taken = transports.used_elsewhere(conn, sorted(names), config.site())
+    finally:
+        conn.close()
+    lines = []
+    for status in taken:
+        section = section_of(config, names[status.name])
+        age = (utcnow() - status.updated_at).total_seconds() if status.updated_at else 0
+        lines.append(Line(PROBLEM, f"[{section}] name: {status.name!r} is the name of a "
+                          f"transport that site {status.site} runs (its last pass {age:.0f}s "
+                          f"ago); names must be unique among the sites sharing the database "
+                          f"(this is site {config.site()})"))
+    return lines
+
+
 def transport(config: Config, name: str, found: Transport, holder: Optional[int]) -> Line:
     kind = config.transport_type(name)
     label = f"transport {name}" + (f" ({found.name})" if found.name != name else "")
@@ -153,6 +186,8 @@ SUMMARY = ("model", "SIM", "registration", "operator", "signal", "SMSC system_id
 def run(path: Optional[str]) -> List[Line]:
     config, lines, built = configuration(path)
     lines.append(database(config))
+    if lines[-1].verdict == OK:
+        lines.extend(names_in_use(config, built))
     holder = dispatcher_pid(config)
     for name, found in built.items():
         lines.append(transport(config, name, found, holder))

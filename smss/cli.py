@@ -53,10 +53,12 @@ Check the site without sending anything, like `postfix check` or `nginx -t`.  Fi
 configuration file: its syntax, sections and keys given twice, unknown sections and keys,
 bad values, and what each transport makes of its settings (URLs, a modem device that does
 not exist, two transports with one name or device, routes to unknown transports); every
-problem is reported, each with its section and key.  Then the database: it answers and
-its schema is current.  Then each transport, reached without sending: a modem answers AT
-and tells its SIM, registration and storage; an SMPP account binds as a transmitter and
-unbinds; a GoIP shows its status page; a Yeastar TG logs in over AMI and shows its ports.
+problem is reported, each with its section and key.  Then the database: it answers, its
+schema is current, and no other site sharing it ([dispatcher] site) ran a transport of
+one of this site's names in the last 10 minutes.  Then each transport, reached without
+sending: a modem answers AT and tells its SIM, registration and storage; an SMPP account
+binds as a transmitter and unbinds; a GoIP shows its status page; a Yeastar TG logs in
+over AMI and shows its ports.
 A modem that check_and_send has open is skipped.
 
 Each line starts with ok, problem or skipped; the last line counts the problems.

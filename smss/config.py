@@ -12,6 +12,7 @@ import configparser
 import ipaddress
 import os
 import re
+import socket
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -241,7 +242,17 @@ KEYS: Dict[Tuple[str, str], Key] = {
         " (that transport only: its claims are released, it is opened again)"
     ),
     ("dispatcher", "poll_interval"): Key(
-        _float, "30", "seconds between queue checks of `check_and_send --loop`"
+        _float, "30", "seconds between two passes of an idle `check_and_send --loop` (each"
+        " reads its transport too)"
+    ),
+    ("dispatcher", "queue_check_interval"): Key(
+        _float, "3", "`--loop`: seconds between two looks at the queue while idle (one"
+        " indexed count), so messages another site accepted are sent soon; 0: only"
+        " poll_interval"
+    ),
+    ("dispatcher", "site"): Key(
+        _str, "", "this box's name among the sites that share the database, recorded with"
+        " each transport's state; empty: the host name"
     ),
     ("dispatcher", "multipart_timeout"): Key(
         _float, "86400", "seconds an incomplete multipart SMS waits for its parts"
@@ -570,6 +581,11 @@ class Config:
 
     def has_named_transports(self) -> bool:
         return bool(self._transports)
+
+    def site(self) -> str:
+        """This box's name among the sites sharing the database: [dispatcher] site, or the
+        host name (as in the dispatcher's owner ids)."""
+        return self.get("dispatcher", "site") or socket.gethostname()
 
     def transport_names(self) -> List[str]:
         """The [transport:NAME] sections in file order; none: the one [dispatcher] transport."""

@@ -53,10 +53,11 @@ def report(config: Config) -> List[str]:
     lines.append(f"received: {inbound[0]}, last {_age(inbound[1])}")
     for link in links:
         signal = f"{link.signal_dbm} dBm" if link.signal_dbm is not None else "signal unknown"
+        where = f", site {link.site}" if link.site else ""
         lines.append(
             f"transport {link.name}: {link.state} at {_age(link.updated_at)};"
             f" {signal}, registration {link.registration or 'unknown'},"
-            f" operator {link.operator or 'unknown'}"
+            f" operator {link.operator or 'unknown'}{where}"
         )
         if link.paused:
             lines.append(f"  paused by {link.paused_by or 'unknown'} since {_age(link.paused_at)}:"

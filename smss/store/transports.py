@@ -1,24 +1,35 @@
-"""All SQL on ``transport_status`` (each transport's state after its last pass, and
-whether an operator paused it) and ``transport_sample`` (its history).
+"""All SQL on ``transport_status`` (each transport's state after its last pass, the
+site that ran it, and whether an operator paused it) and ``transport_sample`` (its
+history).
 
 ``save`` is the dispatcher's: it updates the state and keeps a sample when the
 state changed or the last sample is ``SAMPLE_EVERY`` old, and forgets samples
 older than ``KEEP_SAMPLES`` as it goes, so the history stays bounded (about
 9,000 rows per transport).  ``paused`` is asked by the dispatcher before it
 claims messages for a transport; ``pause`` and ``resume`` are the operators'.
+
+Several sites may share one database (a Galera cluster), and a transport's name must be
+unique among them: ``save`` warns when it takes over a row another site wrote within
+``LIVE``, and ``used_elsewhere`` tells ``smss check`` which names a live site uses.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from smss.store.database import Connection, as_datetime, utcnow
 
 SAMPLE_EVERY = timedelta(minutes=5)
 SAMPLE_CHANGE_GAP = timedelta(seconds=10)  # a flapping state: at most one sample per 10 s
 KEEP_SAMPLES = timedelta(days=31)
+#: a site whose dispatcher saved a transport's state this recently still runs it (every
+#: pass saves it: at least every poll_interval with --loop, every minute from cron)
+LIVE = timedelta(minutes=10)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,7 @@ class TransportStatus:
     last_error_at: Optional[datetime] = None
     paused_at: Optional[datetime] = None
     paused_by: Optional[str] = None
+    site: Optional[str] = None  # the site whose dispatcher saved it last
 
     @property
     def paused(self) -> bool:
@@ -55,17 +67,25 @@ def _ensure_row(conn: Connection, name: str, now: datetime, state: str = "") -> 
 
 def save(conn: Connection, name: str, state: str, *, signal_dbm: Optional[int] = None,
          registration: Optional[str] = None, operator: Optional[str] = None,
-         error: Optional[str] = None) -> None:
+         error: Optional[str] = None, site: Optional[str] = None) -> None:
     """Upsert the transport's row (an error is kept until the next error replaces it)
-    and keep a sample of it."""
+    and keep a sample of it; ``site``: the site whose dispatcher runs it."""
     now = utcnow()
     with conn.transaction():
-        _ensure_row(conn, name, now, state)
+        previous = conn.query_one(
+            "SELECT site, updated_at FROM transport_status WHERE name = ?", (name,))
+        if previous is None:
+            _ensure_row(conn, name, now, state)
+        elif site and previous[0] and previous[0] != site \
+                and now - as_datetime(previous[1]) < LIVE:
+            log.warning("transport %s is also run by site %s (its last pass %ds ago): transport"
+                        " names must be unique among the sites that share a database",
+                        name, previous[0], (now - as_datetime(previous[1])).total_seconds())
         conn.execute(
             "UPDATE transport_status SET updated_at = ?, state = ?,"
             " signal_dbm = COALESCE(?, signal_dbm), registration = COALESCE(?, registration),"
-            " operator = COALESCE(?, operator) WHERE name = ?",
-            (now, state, signal_dbm, registration, operator, name),
+            " operator = COALESCE(?, operator), site = COALESCE(?, site) WHERE name = ?",
+            (now, state, signal_dbm, registration, operator, site or None, name),
         ).close()
         if error:
             conn.execute(
@@ -93,12 +113,12 @@ def _sample(conn: Connection, name: str, now: datetime, state: str,
 
 
 _COLUMNS = ("name, updated_at, state, signal_dbm, registration, operator, last_error,"
-            " last_error_at, paused_at, paused_by")
+            " last_error_at, paused_at, paused_by, site")
 
 
 def _status(row) -> TransportStatus:
     return TransportStatus(row[0], as_datetime(row[1]), row[2], row[3], row[4], row[5], row[6],
-                           as_datetime(row[7]), as_datetime(row[8]), row[9])
+                           as_datetime(row[7]), as_datetime(row[8]), row[9], row[10])
 
 
 def all_status(conn: Connection) -> List[TransportStatus]:
@@ -110,6 +130,19 @@ def get(conn: Connection, name: str) -> Optional[TransportStatus]:
     row = conn.read().query_one(
         f"SELECT {_COLUMNS} FROM transport_status WHERE name = ?", (name,))  # noqa: S608
     return _status(row) if row else None
+
+
+def used_elsewhere(conn: Connection, names: Sequence[str], site: str) -> List[TransportStatus]:
+    """The transports among ``names`` that another site's dispatcher saved within
+    ``LIVE``: a site that still runs them."""
+    if not names:
+        return []
+    marks = ", ".join("?" for _ in names)
+    rows = conn.read().query(
+        f"SELECT {_COLUMNS} FROM transport_status WHERE name IN ({marks})"  # noqa: S608
+        " AND site IS NOT NULL AND site <> ? AND updated_at >= ? ORDER BY name",
+        (*names, site, utcnow() - LIVE))
+    return [_status(r) for r in rows]
 
 
 # -- pausing

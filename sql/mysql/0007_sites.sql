@@ -1,0 +1,7 @@
+-- smss schema 7 for MySQL / MariaDB: which site runs each transport.
+-- Several smss boxes share one database (a Galera cluster): each dispatcher
+-- records its site ([dispatcher] site, by default the host name) with its
+-- transports' state, so `smss check` on another box can refuse a transport
+-- name that a live site already uses.
+
+ALTER TABLE transport_status ADD COLUMN site VARCHAR(128) NULL;
