@@ -135,6 +135,7 @@ class Report:
     fault: str
     nodes: int
     acked: int = 0
+    in_doubt: int = 0  # answered ERR 504 (maybe stored): a client does not send it again
     sent: int = 0
     duplicates: int = 0
     not_sent: int = 0
@@ -146,12 +147,14 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return (self.acked == self.records and not self.not_sent and not self.queued
+        return (self.acked + self.in_doubt == self.records and not self.not_sent
+                and not self.queued
                 and not self.timed_out and self.duplicates == 0)
 
     def line(self) -> str:
         where = "1 node" if self.nodes == 1 else f"{self.nodes} nodes"
         return (f"{where:8} fault {self.fault:8} records {self.records}: acked {self.acked},"
+                + (f" in doubt (ERR 504) {self.in_doubt}," if self.in_doubt else "") +
                 f" sent {self.sent}, duplicates {self.duplicates}, not sent {self.not_sent},"
                 f" still queued {self.queued}, passes ended by the database"
                 f" {self.database_problems}, {self.seconds:.1f}s"
@@ -175,6 +178,7 @@ def run(cluster: Cluster, records: int = 1000, fault: str = "none", one_node: bo
     setup.close()
     folder = tempfile.mkdtemp(prefix="smss-galera-sites-")
     acked: Dict[str, int] = {}
+    in_doubt: List[str] = []
     lock = threading.Lock()
     with ExitStack() as stack:
         sims = [stack.enter_context(running_simulator(subprocess=True, pty=False,
@@ -204,7 +208,9 @@ def run(cluster: Cluster, records: int = 1000, fault: str = "none", one_node: bo
                     for text, reply in zip(batch, delivery.replies):
                         if reply is not None and reply.ok:
                             acked[text] = int(reply.ident)
-                        else:  # no final OK anywhere: hand it in again later
+                        elif reply is not None and reply.code == "504":
+                            in_doubt.append(text)  # maybe stored: smss-client stops too
+                        else:  # no final answer anywhere: hand it in again later
                             todo.append(text)
                 time.sleep(rng.uniform(0, 0.02))
 
@@ -232,7 +238,7 @@ def run(cluster: Cluster, records: int = 1000, fault: str = "none", one_node: bo
                 faulted = True
             sent = sum(len(sim.control.sent()) for sim in sims)
             recovered = recovery is None or not recovery.is_alive()
-            if len(acked) >= records and sent >= records and recovered:
+            if len(acked) + len(in_doubt) >= records and sent >= len(acked) and recovered:
                 if reader is None:
                     reader = _reader(cluster, name, orders[0])
                 try:
@@ -249,6 +255,7 @@ def run(cluster: Cluster, records: int = 1000, fault: str = "none", one_node: bo
             thread.join(5)
         texts = collections.Counter(part["text"] for sim in sims for part in sim.control.sent())
         report.acked = len(acked)
+        report.in_doubt = len(in_doubt)
         report.sent = sum(texts.values())
         report.duplicates = sum(count - 1 for count in texts.values() if count > 1)
         report.not_sent = sum(1 for text in acked if text not in texts)

@@ -351,8 +351,11 @@ class Connection:
                 self._raw.commit()
             except pymysql.err.OperationalError as exc:
                 self._note_failure(exc)
+                # no answer, or a Galera node that left the primary component while
+                # committing (its write-set may have been ordered before it left, and
+                # then the other nodes commit it): either way the outcome is unknown
                 if self.session is not None and exc.args and exc.args[0] in (
-                        _SERVER_GONE, _SERVER_LOST):
+                        _SERVER_GONE, _SERVER_LOST, *_NOT_READY):
                     raise CommitInDoubt(f"{self.url.describe()}: COMMIT not confirmed: {exc}",
                                         self.session) from exc
                 raise
