@@ -25,6 +25,7 @@ PLACEHOLDERS = {"FILE": "/etc/smss/smss.conf", "NAME": "alice", "CODE": "*100#",
                 "SECONDS": "5", "RETRIES": "3", "PHONE": "+420608337726", "TEXT": "hello",
                 "COMMAND": "status", "ROLE": "operator"}
 ALTERNATIVE = "\x00"  # a `a\|b` in a Markdown table cell: one command line per choice
+SHELL_FENCES = ("", "sh", "shell", "bash", "console")  # fenced blocks of shell lines
 DRAWING = re.compile("[\u2500-\u257f]|-->")  # box-drawing: a diagram, not a shell line
 
 
@@ -35,9 +36,16 @@ def sources() -> Iterator[Tuple[str, str]]:
     for path in markdown:
         name = os.path.relpath(path, REPO)
         text = open(path, encoding="utf-8").read()
-        fenced = re.split(r"^```.*$", text, flags=re.M)
+        fenced = re.split(r"^```(.*)$", text, flags=re.M)  # text, info, block, info, text
         for number, chunk in enumerate(fenced):
-            if number % 2:  # inside a fenced block: each line is a shell line
+            if number % 4 == 1:
+                continue  # a fence's info string
+            if number % 4 == 2:  # inside a fenced block: each line is a shell line
+                info = fenced[number - 1].strip()
+                if info == "ini":  # a systemd unit shown in the manual: its Exec lines
+                    yield from ((name, line) for line in _exec_lines(chunk))
+                if info not in SHELL_FENCES:
+                    continue  # a configuration file, SQL, Python, a diagram
                 for line in chunk.splitlines():
                     if not DRAWING.search(line):  # (not a diagram)
                         yield name, re.sub(r"^\s*\$ ", "", line)
@@ -49,12 +57,20 @@ def sources() -> Iterator[Tuple[str, str]]:
                    glob.glob(os.path.join(REPO, "clients", "systemd", "*")))
     for path in units:
         name = os.path.relpath(path, REPO)
-        for line in open(path, encoding="utf-8"):
+        text = open(path, encoding="utf-8").read()
+        yield from ((name, line) for line in _exec_lines(text))
+        for line in text.splitlines():
             line = line.strip()
-            if line.startswith(("ExecStart=", "ExecStartPre=", "ExecStop=", "ExecReload=")):
-                yield name, line.split("=", 1)[1].lstrip("-@:+!")
-            elif name.endswith(".cron") and line and not line.startswith("#") and "=" not in line:
+            if name.endswith(".cron") and line and not line.startswith("#") and "=" not in line:
                 yield name, " ".join(line.split()[6:])  # five time fields, then the user
+
+
+def _exec_lines(unit: str) -> Iterator[str]:
+    """The command lines of a systemd unit's ExecStart= (and the like) settings."""
+    for line in unit.splitlines():
+        line = line.strip()
+        if line.startswith(("ExecStart=", "ExecStartPre=", "ExecStop=", "ExecReload=")):
+            yield line.split("=", 1)[1].lstrip("-@:+!")
 
 
 def lex(text: str) -> List[str]:
