@@ -18,12 +18,12 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from collections import Counter
 
 import pytest
 from support_dispatch import Site, site
 from support_tools import missing
+from support_wait import wait_for
 
 from check_and_send import windowed
 from check_and_send.dispatcher import Dispatcher, Settings
@@ -34,16 +34,6 @@ from smss.store import queue
 from smss.store.database import connect
 
 PHONE = "+420608337726"
-
-
-def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout}s")
 
 
 def sent_texts(s):

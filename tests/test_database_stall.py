@@ -17,7 +17,6 @@ import re
 import signal
 import socket
 import threading
-import time
 from collections import Counter
 from urllib.parse import urlsplit
 
@@ -27,6 +26,7 @@ import pytest
 from conftest import read_lines
 from support_dispatch import site
 from support_mariadb import MariaDB
+from support_wait import wait_for
 from support_web import add_token, add_user, base_url, login, web_settings
 
 from smss.store import queue as msg_table
@@ -38,16 +38,6 @@ from smss.store.database import connect
 TIMEOUTS = {"connect_timeout": "3", "read_timeout": "3", "write_timeout": "3"}
 DOUBT_REPLY = "ERR 504 storage did not confirm the commit, the record may be stored"
 NOT_STORED = "ERR 503 storage unavailable, not stored"
-
-
-def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout}s")
 
 
 @pytest.fixture(scope="module")

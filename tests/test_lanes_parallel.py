@@ -17,20 +17,11 @@ from contextlib import ExitStack, contextmanager
 import pytest
 from support_dispatch import Site
 from support_sim import running_simulator
+from support_wait import wait_for
 
 from smss.store import queue
 
 LOCK_SECONDS = 1  # innodb_lock_wait_timeout in one test
-
-
-def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout}s")
 
 
 class ModemsSite(Site):
