@@ -9,12 +9,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional
 
 from support_sim import running_simulator
+from support_wait import wait_for
 
 from smss.store import migrations
 from smss.store import queue as msg_table
@@ -105,3 +107,28 @@ def site(folder, db_url: Optional[str] = None, settings: Optional[Dict] = None,
     sim_options.setdefault("pty", False)
     with running_simulator(**sim_options) as sim:
         yield Site(folder, db_url, sim, settings or {})
+
+
+class Loop:
+    """``check_and_send --loop`` of a site, started and waited for until it says so."""
+
+    def __init__(self, s: Site) -> None:
+        self.s = s
+        self.process = s.start("--loop")
+        wait_for(lambda: "--loop started" in s.log(), what="the loop starting")
+
+    def kick(self) -> None:
+        os.kill(self.process.pid, signal.SIGUSR1)
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, then its exit status (killed, and the error raised, if it does not end
+        within ``timeout``)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout=timeout)
+            except Exception:
+                self.process.kill()
+                self.process.wait()
+                raise
+        return self.process.returncode

@@ -21,7 +21,7 @@ import threading
 from collections import Counter
 
 import pytest
-from support_dispatch import Site, site
+from support_dispatch import Loop, Site, site
 from support_tools import missing
 from support_wait import wait_for
 
@@ -66,27 +66,6 @@ class Relay:
             os.killpg(self.process.pid, signal.SIGKILL)  # the relay and its connections
             self.process.wait()
             self.process = None
-
-
-class Loop:
-    def __init__(self, s):
-        self.s = s
-        self.process = s.start("--loop")
-        wait_for(lambda: "--loop started" in s.log(), what="the loop starting")
-
-    def kick(self):
-        os.kill(self.process.pid, signal.SIGUSR1)
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=60)
-            except Exception:
-                self.process.kill()
-                self.process.wait()
-                raise
-        return self.process.returncode
 
 
 def in_process(s, owner: str) -> Dispatcher:

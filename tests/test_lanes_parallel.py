@@ -15,7 +15,7 @@ from collections import Counter
 from contextlib import ExitStack, contextmanager
 
 import pytest
-from support_dispatch import Site
+from support_dispatch import Loop, Site
 from support_sim import running_simulator
 from support_wait import wait_for
 
@@ -75,27 +75,6 @@ def modems(tmp_path, db_url=None, count=2, latency=0, **site_options):
         sims = [stack.enter_context(running_simulator(pty=False, latency=latency, seed=n))
                 for n in range(count)]
         yield ModemsSite(tmp_path, db_url, sims, **site_options)
-
-
-class Loop:
-    def __init__(self, s):
-        self.s = s
-        self.process = s.start("--loop")
-        wait_for(lambda: "--loop started" in s.log(), what="the loop starting")
-
-    def kick(self):
-        os.kill(self.process.pid, signal.SIGUSR1)
-
-    def stop(self, timeout=60):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=timeout)
-            except Exception:
-                self.process.kill()
-                self.process.wait()
-                raise
-        return self.process.returncode
 
 
 def overlapping(first, second):

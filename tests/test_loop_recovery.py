@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import threading
 import time
 from collections import Counter
 
 import pytest
-from support_dispatch import site
+from support_dispatch import Loop, site
 from support_mariadb import MariaDB
 from support_sim import running_simulator
 
@@ -64,27 +63,6 @@ def outage_db(own_mariadb):
     yield url
     if own_mariadb.process is None:
         own_mariadb.start()
-
-
-class Loop:
-    def __init__(self, s):
-        self.s = s
-        self.process = s.start("--loop")
-        wait_for(lambda: "--loop started" in s.log(), what="the loop starting")
-
-    def kick(self):
-        os.kill(self.process.pid, signal.SIGUSR1)
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=60)
-            except Exception:
-                self.process.kill()
-                self.process.wait()
-                raise
-        return self.process.returncode
 
 
 def test_loop_recovers_its_own_claims_after_a_database_outage(tmp_path, own_mariadb,
