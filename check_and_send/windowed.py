@@ -38,7 +38,6 @@ The order that keeps messages safe, with the database work batched:
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import deque
@@ -49,7 +48,7 @@ from typing import Deque, Dict, Iterator, List, Optional, Protocol, Tuple
 from check_and_send.lease import Lease
 from check_and_send.passes import DatabaseDown, PassReport
 from smss.store import queue, sent
-from smss.store.database import Connection, is_conflict
+from smss.store.database import Connection, again_on_conflict
 from smss.transports.base import SendFailed, Transport
 
 log = logging.getLogger(__name__)
@@ -276,15 +275,9 @@ class Pipeline:
                                  ) -> Tuple[List[queue.Claimed], List[int]]:
         """``_round``, tried again when it lost a race to another Galera node at COMMIT
         (rolled back whole, so nothing of it happened): a conflict is not an outage."""
-        for attempt in range(1, queue.CLAIM_ATTEMPTS + 1):
-            try:
-                return self._round(ops, wanted, held)
-            except Exception as exc:
-                if not is_conflict(exc) or attempt == queue.CLAIM_ATTEMPTS:
-                    raise
-                log.info("a round lost a race to another node; trying it again")
-                time.sleep(random.uniform(0.0, 0.02 * attempt))
-        return [], []  # not reached
+        return again_on_conflict(
+            lambda: self._round(ops, wanted, held),
+            on_retry=lambda: log.info("a round lost a race to another node; trying it again"))
 
     def _round(self, ops: List[_Op], wanted: int, held: List[int]
                ) -> Tuple[List[queue.Claimed], List[int]]:

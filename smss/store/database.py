@@ -15,7 +15,8 @@ starting with the one that answered last, and a connection whose server fails
 (gone, silent, or "not ready") connects again to the next one at its next use.
 On a Galera node every session reads causally (``wsrep_sync_wait``).  A
 statement that lost a race to another transaction (``is_conflict``: a deadlock,
-or a Galera certification failure) is the caller's to retry.
+or a Galera certification failure) is the caller's to retry: ``again_on_conflict``
+runs a whole transaction again after a short random pause.
 
 A COMMIT that was sent but never answered raises ``CommitInDoubt``: the
 transaction may have committed or not.  ``end_session`` (on a new connection)
@@ -28,13 +29,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import sqlite3
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import pymysql
 
@@ -83,6 +85,26 @@ def is_conflict(exc: BaseException) -> bool:
     the database unavailable?"""
     return (isinstance(exc, pymysql.err.OperationalError) and bool(exc.args)
             and exc.args[0] == CONFLICT)
+
+
+CONFLICT_ATTEMPTS = 8  # a transaction that lost a race is run this many times in all
+T = TypeVar("T")
+
+
+def again_on_conflict(transaction: Callable[[], T], on_retry: Callable[[], None] = lambda: None
+                      ) -> T:
+    """Run ``transaction`` (a whole transaction: rolled back when it raised) again after a
+    short random pause while it loses a race (``is_conflict``), CONFLICT_ATTEMPTS times
+    in all; any other error, or the last conflict, is raised."""
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return transaction()
+        except Exception as exc:
+            if not is_conflict(exc) or attempt == CONFLICT_ATTEMPTS:
+                raise
+            on_retry()
+            time.sleep(random.uniform(0.0, 0.02 * attempt))
+    raise AssertionError("not reached")
 
 
 # Which server of a list answered last, per list: new connections start there, so the

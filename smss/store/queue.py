@@ -8,14 +8,12 @@ still claimed by that dispatcher (``owner``)."""
 
 from __future__ import annotations
 
-import random
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from smss.store import paging
-from smss.store.database import Connection, as_datetime, is_conflict, utcnow
+from smss.store.database import Connection, again_on_conflict, as_datetime, utcnow
 
 _COLUMNS = "phone, text, parts, client, route, created_at, next_attempt_at, retry_of"
 _ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
@@ -186,7 +184,6 @@ def _routes(routes: Optional[Sequence[str]]) -> Tuple[str, List[str]]:
     return f" AND (route IS NULL OR route IN ({marks}))", list(routes)
 
 
-CLAIM_ATTEMPTS = 8  # a claim that lost a race is tried again this many times in all
 
 
 def claim(conn: Connection, owner: str, limit: int,
@@ -201,15 +198,11 @@ def claim(conn: Connection, owner: str, limit: int,
     dispatchers on two nodes may reach for the same rows; one of them loses at
     COMMIT (a conflict, ``is_conflict``).  That is a lost race, not an outage:
     the claim is tried again at once after a short random pause."""
-    for attempt in range(1, CLAIM_ATTEMPTS + 1):
-        try:
-            with conn.transaction():
-                return claim_rows(conn, owner, limit, routes)
-        except Exception as exc:
-            if not is_conflict(exc) or attempt == CLAIM_ATTEMPTS:
-                raise
-            time.sleep(random.uniform(0.0, 0.02 * attempt))
-    return []  # not reached
+    def one_claim() -> List[Claimed]:
+        with conn.transaction():
+            return claim_rows(conn, owner, limit, routes)
+
+    return again_on_conflict(one_claim)
 
 
 def claim_rows(conn: Connection, owner: str, limit: int,
